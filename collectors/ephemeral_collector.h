@@ -1,0 +1,74 @@
+// Ephemeral port exhaustion, computed from the same single socket pass.
+//
+// connect() needs a local port that makes the 4-tuple unique, so what runs
+// out is per destination d = (local IP, remote IP, remote port):
+//   R  = ip_local_port_range minus ip_local_reserved_ports (read every scrape)
+//   B  = ports in R held by a listener or a bound, unconnected socket
+//        ("bind-locked": connect() skips them), per protocol
+//   used_d = sockets to d, any state (TIME_WAIT, FIN_WAIT2 included), whose
+//        local port is in R \ B
+//   utilization_d = used_d / (|R| - |B|)
+// B is complete before the first socket with a peer arrives, thanks to the
+// source's ordering contract (listeners and unconnected sockets first), so
+// each socket is counted once, as it streams by.
+//
+// Memory is bounded: at most ephemeral.max_tracked_destinations destinations
+// are tracked per scrape; sockets to further destinations are counted in
+// socket_ephemeral_untracked_sockets.
+//
+// Thread safety: see collector.h (one scrape at a time).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "collectors/collector.h"
+
+namespace socket_exporter {
+
+// "32768\t60999\n" -> {32768, 60999}.
+Result<PortInterval> ParseLocalPortRange(std::string_view text);
+// "" / "40000-40001,50000\n" -> intervals. Errors name the bad element.
+Result<std::vector<PortInterval>> ParseReservedPorts(std::string_view text);
+
+class EphemeralCollector : public Collector {
+ public:
+  std::string_view Name() const override { return "ephemeral"; }
+  Result<void> Begin(const ScrapeContext& context) override;
+  void Observe(const SocketRecord& record, const Classification& cls) override;
+  Result<void> Finish(std::vector<prometheus::MetricFamily>& out) override;
+
+ private:
+  using PortBits = std::array<std::uint64_t, 1024>;  // one bit per port
+  struct Destination {
+    IpAddress local;
+    IpAddress remote;
+    std::uint16_t remote_port = 0;
+    bool operator==(const Destination&) const = default;
+  };
+  struct DestinationHash {
+    std::size_t operator()(const Destination& d) const;
+  };
+  struct Use {
+    std::uint32_t ports = 0;      // sockets (= distinct local ports) to the destination
+    std::uint32_t time_wait = 0;  // of which in TIME_WAIT
+  };
+  struct PerProtocol {
+    PortBits bind_locked{};
+    PortBits used{};
+    std::unordered_map<Destination, Use, DestinationHash> destinations;
+    std::uint64_t untracked_sockets = 0;
+  };
+
+  std::shared_ptr<const Config> config_;
+  PortInterval range_{};
+  PortBits usable_{};  // R
+  std::uint32_t usable_count_ = 0;
+  std::uint32_t reserved_in_range_ = 0;
+  std::array<PerProtocol, 2> protocols_;
+};
+
+}  // namespace socket_exporter

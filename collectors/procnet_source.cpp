@@ -1,0 +1,83 @@
+#include "collectors/procnet_source.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "collectors/netlink_parser.h"
+#include "collectors/procnet_parser.h"
+
+namespace socket_exporter {
+
+Result<bool> ReadWholeFile(const std::string& path, std::string& out) {
+  out.clear();
+  int fd = -1;
+  do {
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    const int error = errno;
+    if (error == ENOENT) return false;
+    return Fail(fmt::format("cannot open {}: {}", path, KernelErrorText(error)));
+  }
+  for (;;) {
+    const std::size_t used = out.size();
+    out.resize(used + ProcNetSource::kReadChunk);
+    const ssize_t got = ::read(fd, out.data() + used, ProcNetSource::kReadChunk);
+    if (got < 0) {
+      const int error = errno;
+      out.resize(used);
+      if (error == EINTR) continue;
+      ::close(fd);
+      return Fail(fmt::format("cannot read {}: {}", path, KernelErrorText(error)));
+    }
+    out.resize(used + static_cast<std::size_t>(got));
+    if (got == 0) break;
+  }
+  ::close(fd);
+  return true;
+}
+
+ProcNetSource::ProcNetSource(std::string procfs_root) : root_(std::move(procfs_root)) {}
+
+Result<SourceStats> ProcNetSource::Stream(SocketSink& sink) {
+  struct File {
+    const char* name;
+    Family family;
+    bool required;
+    std::string path;
+    std::string text;
+    bool present = false;
+  };
+  SourceStats stats;
+  // Both files of a protocol are held at once: the LISTEN lines of tcp6 must
+  // come before the established lines of tcp. One protocol at a time keeps
+  // peak memory to the TCP files.
+  for (const Protocol protocol : {Protocol::kTcp, Protocol::kUdp}) {
+    const bool tcp = protocol == Protocol::kTcp;
+    File files[2] = {
+        {tcp ? "tcp" : "udp", Family::kIpv4, true, {}, {}, false},
+        {tcp ? "tcp6" : "udp6", Family::kIpv6, false, {}, {}, false},
+    };
+    for (File& file : files) {
+      file.path = fmt::format("{}/net/{}", root_, file.name);
+      auto read = ReadWholeFile(file.path, file.text);
+      if (!read) return std::unexpected(read.error());
+      if (!*read && file.required) return Fail(fmt::format("{} does not exist", file.path));
+      file.present = *read;
+    }
+    for (const ProcNetSelect select : {ProcNetSelect::kWithoutPeer, ProcNetSelect::kWithPeer}) {
+      for (const File& file : files) {
+        if (!file.present) continue;
+        auto parsed = ParseProcNet(file.text, protocol, file.family, select, sink);
+        if (!parsed) return Fail(fmt::format("{}: {}", file.path, parsed.error().message));
+        stats.records += *parsed;
+      }
+    }
+  }
+  return stats;
+}
+
+}  // namespace socket_exporter

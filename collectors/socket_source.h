@@ -1,0 +1,35 @@
+// Where socket records come from. A source streams every TCP and UDP socket of
+// the current network namespace into a sink, without keeping a list.
+//
+// Ordering contract (the classifier relies on it): for each protocol, every
+// socket without a peer that can own a port for inbound traffic -- TCP LISTEN
+// sockets, UDP unconnected sockets -- is delivered before any socket of that
+// protocol that has a peer. Both sources meet it cheaply: the kernel walks the
+// TCP listening hash before the established hash, and UDP is dumped as
+// "unconnected" then "connected" (the UDP table is small).
+//
+// Thread safety: a source instance is used by one thread at a time.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "collectors/socket_record.h"
+#include "common/result.h"
+
+namespace socket_exporter {
+
+struct SourceStats {
+  std::uint64_t records = 0;
+  std::uint64_t dump_interrupted = 0;  // NLM_F_DUMP_INTR seen: table changed mid-dump
+};
+
+class SocketSource {
+ public:
+  virtual ~SocketSource() = default;
+  virtual std::string Name() const = 0;  // "netlink" or "procfs"
+  // Streams all TCP and UDP sockets (IPv4 and IPv6) into sink.
+  virtual Result<SourceStats> Stream(SocketSink& sink) = 0;
+};
+
+}  // namespace socket_exporter

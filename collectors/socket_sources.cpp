@@ -1,0 +1,44 @@
+#include "collectors/socket_sources.h"
+
+#include "collectors/netlink_source.h"
+#include "collectors/procnet_source.h"
+
+namespace socket_exporter {
+namespace {
+
+class AutoSource : public SocketSource {
+ public:
+  explicit AutoSource(std::string procfs_root) : procfs_(std::move(procfs_root)) {}
+
+  std::string Name() const override { return used_procfs_ ? procfs_.Name() : netlink_.Name(); }
+
+  Result<SourceStats> Stream(SocketSink& sink) override {
+    // Netlink is retried on every scrape: failing costs one socket() call,
+    // and a transient denial should not pin the slow path forever.
+    auto result = netlink_.Stream(sink);
+    used_procfs_ = !result && netlink_.LastFailureMeansUnavailable();
+    if (!used_procfs_) return result;
+    return procfs_.Stream(sink);
+  }
+
+ private:
+  NetlinkSource netlink_;
+  ProcNetSource procfs_;
+  bool used_procfs_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<SocketSource> MakeSocketSource(SourceKind kind, std::string procfs_root) {
+  switch (kind) {
+    case SourceKind::kNetlink:
+      return std::make_unique<NetlinkSource>();
+    case SourceKind::kProcfs:
+      return std::make_unique<ProcNetSource>(std::move(procfs_root));
+    case SourceKind::kAuto:
+      break;
+  }
+  return std::make_unique<AutoSource>(std::move(procfs_root));
+}
+
+}  // namespace socket_exporter

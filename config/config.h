@@ -1,0 +1,89 @@
+// The exporter's configuration: what the YAML file says, validated, with
+// lookup tables derived from it. A Config is immutable once built and can be
+// shared between threads; a reload builds a new one and swaps it in.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace socket_exporter {
+
+struct PortInterval {
+  std::uint16_t first = 0;
+  std::uint16_t last = 0;  // inclusive
+};
+
+struct PortRangeConfig {
+  std::string name;  // label value of port_range
+  PortInterval ports;
+};
+
+struct ServiceConfig {
+  std::string name;  // label value of service_name
+  std::vector<PortInterval> ports;
+  bool tcp = true;  // applies to TCP sockets
+  bool udp = true;  // applies to UDP sockets
+};
+
+struct EphemeralConfig {
+  // Series of socket_ephemeral_destination_ports_used: the K busiest
+  // destinations. 0 turns the per-destination series off.
+  std::uint32_t top_destinations = 10;
+  // Size cap of the per-scrape destination table; destinations beyond it are
+  // counted in socket_ephemeral_destinations_untracked.
+  std::uint32_t max_tracked_destinations = 65536;
+  // socket_ephemeral_destinations_above_ratio{threshold} is published for each.
+  std::vector<double> utilization_thresholds = {0.5, 0.8, 0.9};
+};
+
+struct ListenersConfig {
+  // Listening ports outside the configured services that get their own series:
+  // the K fullest accept queues.
+  std::uint32_t top_other_ports = 10;
+};
+
+struct LimitsConfig {
+  // Ceiling on series of socket_connections per scrape; excess is folded.
+  std::uint32_t max_series = 5000;
+};
+
+struct Config {
+  std::string source;  // file path, or "<embedded default>"
+  std::vector<PortRangeConfig> port_ranges;  // sorted by first port; covers 0-65535
+  std::vector<ServiceConfig> services;       // in file order
+  // Collector name -> enabled, for every collector named in the file.
+  std::map<std::string, bool> collectors;
+  EphemeralConfig ephemeral;
+  ListenersConfig listeners;
+  LimitsConfig limits;
+
+  // Derived lookup tables, filled by BuildLookups().
+  // port -> index into port_ranges.
+  std::array<std::uint16_t, 65536> range_of_port{};
+  // [0]=tcp [1]=udp; port -> 1 + index into services, 0 = "other".
+  std::array<std::array<std::uint16_t, 65536>, 2> service_of_port{};
+
+  void BuildLookups();
+  const std::string& ServiceName(std::uint16_t service_index) const;  // 0 -> "other"
+};
+
+// The YAML text of the built-in configuration (config/default.yaml).
+extern const char* const kEmbeddedDefaultConfig;
+
+// Parses and validates YAML text. `source_name` is used in messages.
+// On failure the error message lists every problem found, one per line, each
+// as "<source_name>:<line>:<column>: <what was expected>".
+Result<std::shared_ptr<const Config>> ParseConfig(const std::string& yaml_text,
+                                                  const std::string& source_name);
+// Reads the file and parses it; a missing or unreadable file is an error.
+Result<std::shared_ptr<const Config>> LoadConfigFile(const std::string& path);
+// The embedded default, parsed.
+std::shared_ptr<const Config> DefaultConfig();
+
+}  // namespace socket_exporter

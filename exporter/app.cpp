@@ -1,0 +1,154 @@
+#include "exporter/app.h"
+
+#include <prometheus/text_serializer.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <iostream>
+#include <mutex>
+
+#include "exporter/scraper.h"
+#include "exporter/version.h"
+#include "exporter/web.h"
+
+namespace socket_exporter {
+namespace {
+
+void SetUpLogging(const std::string& level) {
+  auto logger = spdlog::stderr_logger_mt("socket_exporter");
+  logger->set_pattern("ts=%Y-%m-%dT%H:%M:%S.%eZ level=%l msg=\"%v\"", spdlog::pattern_time_type::utc);
+  logger->set_level(spdlog::level::from_str(level));
+  spdlog::set_default_logger(logger);
+}
+
+Result<std::shared_ptr<const Config>> LoadConfig(const std::string& path) {
+  if (path.empty()) return DefaultConfig();
+  return LoadConfigFile(path);
+}
+
+SourceKind ParseSourceKind(const std::string& name) {
+  if (name == "netlink") return SourceKind::kNetlink;
+  if (name == "procfs") return SourceKind::kProcfs;
+  return SourceKind::kAuto;
+}
+
+// What Prometheus learns about config reloads (SIGHUP).
+class ReloadStatus {
+ public:
+  void Record(bool ok) {
+    std::lock_guard lock(mutex_);
+    ok_ = ok;
+    if (ok) {
+      success_time_ = std::chrono::duration<double>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+    }
+  }
+  std::vector<prometheus::MetricFamily> Families() const {
+    std::lock_guard lock(mutex_);
+    std::vector<prometheus::MetricFamily> out;
+    AddGauge(AddFamily(out, "socket_exporter_config_last_reload_successful",
+                       "1 if the last config load (start or SIGHUP) succeeded, 0 if it failed "
+                       "and the previous config is still in use.",
+                       prometheus::MetricType::Gauge),
+             {}, ok_ ? 1.0 : 0.0);
+    AddGauge(AddFamily(out, "socket_exporter_config_last_reload_success_timestamp_seconds",
+                       "Unix time of the last successful config load.",
+                       prometheus::MetricType::Gauge),
+             {}, success_time_);
+    return out;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  bool ok_ = true;
+  double success_time_ = 0;
+};
+
+}  // namespace
+
+int RunExporter(const Options& options) {
+  SetUpLogging(options.log_level);
+
+  auto config = LoadConfig(options.config_file);
+  if (!config) {
+    std::cerr << "socket_exporter: invalid configuration:\n" << config.error().message << "\n";
+    return 1;
+  }
+  if (options.check_config) {
+    std::cout << "config " << (*config)->source << " is valid: " << (*config)->port_ranges.size()
+              << " port ranges, " << (*config)->services.size() << " services\n";
+    return 0;
+  }
+
+  ScraperOptions scraper_options;
+  scraper_options.source = ParseSourceKind(options.socket_source);
+  scraper_options.procfs_root = options.procfs_root;
+  scraper_options.collector_overrides = options.collector_overrides;
+  auto scraper = std::make_shared<Scraper>(scraper_options, *config);
+  auto reload_status = std::make_shared<ReloadStatus>();
+  reload_status->Record(true);
+  scraper->SetExtraFamiliesProvider([reload_status] { return reload_status->Families(); });
+
+  if (options.once) {
+    ScrapeOutcome outcome = scraper->CollectNow();
+    prometheus::TextSerializer().Serialize(std::cout, outcome.families);
+    std::cout.flush();
+    return outcome.all_succeeded ? 0 : 2;
+  }
+
+  // Block the signals we handle before any thread starts, so every thread
+  // inherits the mask and only sigwait() below sees them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  WebOptions web_options;
+  web_options.listen_address = options.listen_address;
+  web_options.telemetry_path = options.telemetry_path;
+  auto server = WebServer::Start(web_options, scraper);
+  if (!server) {
+    spdlog::error("{}", server.error().message);
+    return 1;
+  }
+  std::string enabled;
+  for (const auto& name : scraper->EnabledCollectors()) enabled += (enabled.empty() ? "" : ",") + name;
+  spdlog::info("socket_exporter {} (revision {}) listening on {} (port {}), telemetry path {}, config {}, collectors {}",
+               kVersion, kRevision, options.listen_address,
+               (*server)->ListeningPorts().empty() ? 0 : (*server)->ListeningPorts().front(),
+               options.telemetry_path, (*config)->source, enabled);
+
+  for (;;) {
+    int signal_number = 0;
+    if (sigwait(&signals, &signal_number) != 0) continue;
+    if (signal_number == SIGHUP) {
+      if (options.config_file.empty()) {
+        spdlog::info("SIGHUP: no --config.file, keeping the embedded default");
+        reload_status->Record(true);
+        continue;
+      }
+      auto reloaded = LoadConfigFile(options.config_file);
+      if (!reloaded) {
+        spdlog::error("SIGHUP: config reload failed, keeping the previous config: {}",
+                      reloaded.error().message);
+        reload_status->Record(false);
+      } else {
+        scraper->SetConfig(*reloaded);
+        reload_status->Record(true);
+        spdlog::info("SIGHUP: config {} reloaded", options.config_file);
+      }
+      continue;
+    }
+    spdlog::info("received signal {}, shutting down", signal_number);
+    break;
+  }
+  return 0;
+}
+
+}  // namespace socket_exporter
