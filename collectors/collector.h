@@ -45,9 +45,24 @@ class Collector {
 
 // Small helpers to build families without repeating prometheus-cpp boilerplate.
 using Labels = std::vector<prometheus::ClientMetric::Label>;
-prometheus::MetricFamily& AddFamily(std::vector<prometheus::MetricFamily>& out, std::string name,
-                                    std::string help, prometheus::MetricType type);
-void AddGauge(prometheus::MetricFamily& family, Labels labels, double value);
-void AddCounter(prometheus::MetricFamily& family, Labels labels, double value);
+
+// Refers to a family by position, so it stays valid while more families are
+// appended to the same vector (a reference would dangle on reallocation).
+class FamilyRef {
+ public:
+  FamilyRef(std::vector<prometheus::MetricFamily>& out, std::size_t index)
+      : out_(&out), index_(index) {}
+  prometheus::MetricFamily* operator->() const { return &(*out_)[index_]; }
+  prometheus::MetricFamily& operator*() const { return (*out_)[index_]; }
+
+ private:
+  std::vector<prometheus::MetricFamily>* out_;
+  std::size_t index_;
+};
+
+FamilyRef AddFamily(std::vector<prometheus::MetricFamily>& out, std::string name, std::string help,
+                    prometheus::MetricType type);
+void AddGauge(FamilyRef family, Labels labels, double value);
+void AddCounter(FamilyRef family, Labels labels, double value);
 
 }  // namespace socket_exporter

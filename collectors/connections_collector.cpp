@@ -119,10 +119,10 @@ Result<void> ConnectionsCollector::Finish(std::vector<prometheus::MetricFamily>&
     logged_fold_ = true;
   }
 
-  auto& family = AddFamily(out, "socket_connections",
+  auto family = AddFamily(out, "socket_connections",
                            "Sockets by protocol, family, state, direction, port range and service.",
                            prometheus::MetricType::Gauge);
-  family.metric.reserve(known_series_.size());
+  family->metric.reserve(known_series_.size());
   for (const auto& [key, unused] : known_series_) {
     const Unpacked u = UnpackKey(key);
     const auto it = counts_.find(key);
@@ -138,7 +138,7 @@ Result<void> ConnectionsCollector::Finish(std::vector<prometheus::MetricFamily>&
               {"service_name", config_->ServiceName(u.service)}},
              value);
   }
-  auto& folded_family = AddFamily(
+  auto folded_family = AddFamily(
       out, "socket_exporter_cardinality_folded_series",
       "Label sets of socket_connections folded into service_name=\"other\" this scrape because "
       "limits.max_series was reached.",

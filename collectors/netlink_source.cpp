@@ -16,9 +16,9 @@
 #include "collectors/netlink_parser.h"
 
 // Why this request order meets the ordering contract -- checked against the
-// kernel source (torvalds/linux: net/ipv4/inet_diag.c, and net/ipv4/tcp_diag.c
-// where the TCP walk lives since the 6.18 cycle, formerly
-// inet_diag_dump_icsk()):
+// kernel source (torvalds/linux: net/ipv4/inet_diag.c, and tcp_diag_dump() in
+// net/ipv4/tcp_diag.c, where the TCP walk moved from inet_diag_dump_icsk() in
+// 2025; the logic below is the same in both places):
 //
 // * The TCP dump callback is a resumable state machine keyed on
 //   cb->args[0]: phase 0 walks the listening hash (lhash2), and only when
@@ -168,12 +168,12 @@ Result<NetlinkSource::DumpOutcome> NetlinkSource::Dump(int fd, Protocol protocol
       return FailWithErrno(error, fmt::format("netlink: receiving the {} dump failed: {}", what,
                                               KernelErrorText(error)));
     }
+    if (from.nl_pid != 0) continue;  // not from the kernel; nobody else may speak for it
     if ((message.msg_flags & MSG_TRUNC) != 0) {
       return Fail(fmt::format(
           "netlink: a {} reply was larger than the {}-byte buffer and was truncated", what,
           buffer_.size()));
     }
-    if (from.nl_pid != 0) continue;  // not from the kernel; nobody else may speak for it
     if (received == 0) {
       return Fail(fmt::format("netlink: empty datagram during the {} dump", what));
     }

@@ -18,7 +18,12 @@ class AutoSource : public SocketSource {
     auto result = netlink_.Stream(sink);
     used_procfs_ = !result && netlink_.LastFailureMeansUnavailable();
     if (!used_procfs_) return result;
-    return procfs_.Stream(sink);
+    auto fallback = procfs_.Stream(sink);
+    if (!fallback) {
+      return Fail(fallback.error().message + " (procfs fallback; netlink: " + result.error().message +
+                  ")");
+    }
+    return fallback;
   }
 
  private:

@@ -38,7 +38,8 @@ Scraper::Scraper(ScraperOptions options, std::shared_ptr<const Config> config)
   for (const CollectorInfo& info : AllCollectors()) {
     collectors_.push_back(Slot{std::string(info.name), info.make()});
   }
-  source_ = MakeSocketSource(options_.source, options_.procfs_root);
+  source_ = options_.make_source ? options_.make_source()
+                                 : MakeSocketSource(options_.source, options_.procfs_root);
 }
 
 void Scraper::SetConfig(std::shared_ptr<const Config> config) {
@@ -175,11 +176,11 @@ ScrapeOutcome Scraper::RunCollection() const {
     if (uses_sockets) run.duration += pass_duration;
   }
 
-  auto& duration = AddFamily(outcome.families, "socket_exporter_collector_duration_seconds",
+  auto duration = AddFamily(outcome.families, "socket_exporter_collector_duration_seconds",
                              "Time a collector took in this scrape, including the shared socket "
                              "table pass for collectors that read sockets.",
                              prometheus::MetricType::Gauge);
-  auto& success = AddFamily(outcome.families, "socket_exporter_collector_success",
+  auto success = AddFamily(outcome.families, "socket_exporter_collector_success",
                             "1 if the collector succeeded in this scrape, 0 if it failed.",
                             prometheus::MetricType::Gauge);
   for (const Run& run : runs) {
@@ -188,18 +189,18 @@ ScrapeOutcome Scraper::RunCollection() const {
     if (!run.ok) outcome.all_succeeded = false;
   }
   if (!socket_collectors.empty()) {
-    auto& scanned = AddFamily(outcome.families, "socket_exporter_sockets_scanned",
+    auto scanned = AddFamily(outcome.families, "socket_exporter_sockets_scanned",
                               "Sockets read from the kernel in this scrape, by source.",
                               prometheus::MetricType::Gauge);
     AddGauge(scanned, {{"source", source_->Name()}}, static_cast<double>(sockets_scanned));
-    auto& interrupted = AddFamily(
+    auto interrupted = AddFamily(
         outcome.families, "socket_exporter_dump_interrupted_total",
         "Netlink dumps the kernel flagged as interrupted by concurrent table changes (the counts "
         "of such a scrape may miss or repeat a socket).",
         prometheus::MetricType::Counter);
     AddCounter(interrupted, {}, static_cast<double>(dump_interrupted_total_));
   }
-  auto& build = AddFamily(outcome.families, "socket_exporter_build_info",
+  auto build = AddFamily(outcome.families, "socket_exporter_build_info",
                           "Build information of socket_exporter; the value is always 1.",
                           prometheus::MetricType::Gauge);
   AddGauge(build, {{"version", kVersion}, {"revision", kRevision}}, 1.0);

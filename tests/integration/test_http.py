@@ -11,6 +11,7 @@ import tempfile
 import time
 
 from harness import *
+from harness import _cleanups
 from exporter_process import ExporterProcess
 
 args = parse_args()

@@ -26,6 +26,7 @@ cleanup() {
   rm -rf "$workdir"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM  # so that the EXIT trap runs on Ctrl-C too
 
 ip netns add "$ns"
 ip netns exec "$ns" ip link set lo up

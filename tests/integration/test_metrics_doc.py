@@ -1,0 +1,43 @@
+"""The README's metrics table and the exporter's output must list the same
+metric names with the same label names, so the documentation cannot drift
+from the code. Runs --once with every collector the build knows (no root
+needed; collectors that cannot run here still publish their families or are
+reported)."""
+
+import os
+import re
+import subprocess
+
+from harness import *
+
+args = parse_args()
+res = Results()
+
+with open(os.path.join(args.source_dir, "README.md")) as f:
+    readme = f.read()
+table = readme.split("<!-- metrics-table:start -->")[1].split("<!-- metrics-table:end -->")[0]
+documented = {}
+for line in table.splitlines():
+    m = re.match(r"\|\s*`([a-z_:]+)`\s*\|([^|]*)\|", line)
+    if m:
+        labels = {l.strip() for l in m.group(2).split(",") if l.strip()}
+        documented[m.group(1)] = labels
+
+r = subprocess.run([args.exporter, "--once"], capture_output=True, text=True)
+res.check(r.returncode == 0, "--once succeeds", r.stderr[-2000:])
+published = {}
+for line in r.stdout.splitlines():
+    m = re.match(r"# TYPE (\S+) (\S+)", line)
+    if m:
+        published.setdefault(m.group(1), set())
+for name, labels, _ in parse_exposition(r.stdout):
+    base = re.sub(r"_(bucket|sum|count)$", "", name) if name not in published else name
+    published.setdefault(base, set()).update(k for k in labels if k != "le")
+
+res.equal(sorted(set(published) - set(documented)), [], "every published metric is documented")
+res.equal(sorted(set(documented) - set(published)), [],
+          "every documented metric is published by --once on this host")
+for name in sorted(set(published) & set(documented)):
+    if published[name]:  # a family with no samples has no label names to compare
+        res.equal(published[name], documented[name], f"labels of {name}")
+res.finish()
