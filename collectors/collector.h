@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <prometheus/metric_family.h>
@@ -29,8 +30,29 @@
 namespace socket_exporter {
 
 struct ScrapeContext {
+  // A constructor rather than aggregate initialization, so that adding a
+  // field does not touch every `ScrapeContext{config, root}`.
+  ScrapeContext() = default;
+  ScrapeContext(std::shared_ptr<const Config> config_in, std::string procfs_root_in = "/proc",
+                std::string procfs_net_root_in = {})
+      : config(std::move(config_in)),
+        procfs_root(std::move(procfs_root_in)),
+        procfs_net_root(std::move(procfs_net_root_in)) {}
+
   std::shared_ptr<const Config> config;
+  // procfs mount: sysctls under <procfs_root>/sys/net/ follow the network
+  // namespace of the thread that opens them.
   std::string procfs_root = "/proc";
+  // Directory whose net/ holds this pass's /proc/net files (netstat, snmp,
+  // tcp, ...); empty = procfs_root. <procfs_root>/net follows the process's
+  // main thread, so a pass run in another namespace (collector `netns`, on a
+  // thread that setns()'d) sets "/proc/thread-self" here. Read it through
+  // NetRoot().
+  std::string procfs_net_root;
+
+  const std::string& NetRoot() const {
+    return procfs_net_root.empty() ? procfs_root : procfs_net_root;
+  }
 };
 
 class Collector {

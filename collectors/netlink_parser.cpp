@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -40,6 +41,14 @@ void FillAddress(const std::uint32_t (&words)[4], Family family, IpAddress& out)
   // idiag_src/idiag_dst hold the address in network byte order: for IPv4
   // the 4 bytes of word 0, for IPv6 all 16 bytes.
   std::memcpy(out.bytes.data(), words, family == Family::kIpv4 ? 4 : 16);
+}
+
+// The kernel reports 0 or a negative errno; this is its magnitude. INT_MIN,
+// which only a corrupt message can carry, has no positive int: it becomes
+// INT_MAX, still nonzero, so still an error (negating it would overflow).
+int ErrnoMagnitude(int error) {
+  if (error == std::numeric_limits<int>::min()) return std::numeric_limits<int>::max();
+  return error < 0 ? -error : error;
 }
 
 }  // namespace
@@ -88,8 +97,7 @@ Result<NetlinkBatchStatus> ParseSockDiagBatch(std::span<const std::uint8_t> byte
         // negative errno). Some netlink families send a bare header; treat
         // that as success.
         if (payload_length >= sizeof(int)) {
-          const int error = Load<int>(bytes, payload_offset);
-          status.kernel_errno = error < 0 ? -error : error;
+          status.kernel_errno = ErrnoMagnitude(Load<int>(bytes, payload_offset));
         }
         status.done = true;
         return status;
@@ -101,7 +109,7 @@ Result<NetlinkBatchStatus> ParseSockDiagBatch(std::span<const std::uint8_t> byte
         }
         const int error = Load<int>(bytes, payload_offset);
         if (error == 0) break;  // an ACK; we never ask for one, but it is harmless
-        status.kernel_errno = error < 0 ? -error : error;
+        status.kernel_errno = ErrnoMagnitude(error);
         status.done = true;
         return status;
       }

@@ -2,6 +2,8 @@
 
 #include "collectors/connections_collector.h"
 #include "collectors/ephemeral_collector.h"
+#include "collectors/listeners_collector.h"
+#include "collectors/netns_collector.h"
 
 namespace socket_exporter {
 namespace {
@@ -17,6 +19,12 @@ constexpr CollectorInfo kCollectors[] = {
      &Make<ConnectionsCollector>},
     {"ephemeral", true, "ephemeral port use per destination, to predict connect() failures",
      &Make<EphemeralCollector>},
+    {"listeners", true, "accept queue length and limit per listening port, SYN backlog, listen overflows",
+     &Make<ListenersCollector>},
+    {"netns", false,
+     "run the socket collectors in every network namespace of the host (containers, pods), "
+     "labelled netns; needs CAP_SYS_ADMIN",
+     &Make<NetnsCollector>},
 };
 
 }  // namespace

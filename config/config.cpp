@@ -23,6 +23,7 @@
 #include <map>
 #include <optional>
 #include <span>
+#include <sstream>
 #include <string_view>
 #include <system_error>
 #include <tuple>
@@ -32,6 +33,8 @@
 
 #include <fmt/format.h>
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
 #include <yaml-cpp/yaml.h>
 
 namespace socket_exporter {
@@ -53,18 +56,23 @@ constexpr std::uint32_t kMaxPort = 65535;
 constexpr std::size_t kMaxServices = 65535;
 // Gaps listed in one "not in any port range" message.
 constexpr std::size_t kMaxGapsListed = 10;
-constexpr std::size_t kMaxQuotedLength = 40;
+// Long enough to show any valid name whole.
+constexpr std::size_t kMaxQuotedLength = 64;
 
 constexpr std::string_view kOther = "other";
 
-constexpr std::array<std::string_view, 6> kTopLevelKeys = {
-    "port_ranges", "services", "collectors", "ephemeral", "listeners", "limits"};
+constexpr std::array<std::string_view, 7> kTopLevelKeys = {
+    "port_ranges", "services", "collectors", "ephemeral", "listeners", "netns", "limits"};
 constexpr std::array<std::string_view, 2> kPortRangeKeys = {"name", "ports"};
 constexpr std::array<std::string_view, 3> kServiceKeys = {"name", "ports", "protocols"};
 constexpr std::array<std::string_view, 3> kEphemeralKeys = {
     "top_destinations", "max_tracked_destinations", "utilization_thresholds"};
 constexpr std::array<std::string_view, 1> kListenersKeys = {"top_other_ports"};
 constexpr std::array<std::string_view, 1> kLimitsKeys = {"max_series"};
+constexpr std::array<std::string_view, 4> kNetnsKeys = {"cache_seconds", "max_namespaces",
+                                                        "include", "exclude"};
+// Longer than any namespace name (NAME_MAX) or container ID.
+constexpr std::size_t kMaxNetnsPatternLength = 256;
 constexpr std::array<std::string_view, 4> kKnownCollectors = {"connections", "ephemeral",
                                                               "listeners", "netns"};
 
@@ -163,29 +171,49 @@ Field ItemField(const Field& list, const YAML::Node& item, std::size_t index) {
   return Field{item, ItemPath(list.path, index), pos};
 }
 
-// Quotes a value from the file for a message: shortened, control bytes
-// escaped, so binary garbage cannot mangle the terminal or the log line.
-std::string Quote(std::string_view text) {
-  std::string out = "'";
-  std::size_t length = text.size();
-  bool truncated = false;
-  if (length > kMaxQuotedLength) {
-    length = kMaxQuotedLength;
-    // Do not cut a UTF-8 sequence in half.
-    while (length > 0 && (static_cast<unsigned char>(text[length]) & 0xC0) == 0x80) --length;
-    truncated = true;
-  }
-  for (std::size_t i = 0; i < length; ++i) {
+// Makes text from the file safe to print: control bytes and bytes that are
+// not valid UTF-8 become \xNN, so binary garbage cannot mangle the terminal
+// or the log line.
+std::string Sanitize(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  std::size_t i = 0;
+  while (i < text.size()) {
     const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x20 || c == 0x7F) {
+    std::size_t length = 0;  // of a valid UTF-8 sequence starting here, 0 if invalid
+    if (c >= 0x20 && c < 0x7F) {
+      length = 1;
+    } else if (c >= 0xC2 && c <= 0xF4) {
+      const std::size_t wanted = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+      std::size_t j = 1;
+      while (j < wanted && i + j < text.size() &&
+             (static_cast<unsigned char>(text[i + j]) & 0xC0) == 0x80) {
+        ++j;
+      }
+      if (j == wanted) length = wanted;
+    }
+    if (length == 0) {
       out += fmt::format("\\x{:02x}", c);
+      ++i;
     } else {
-      out += static_cast<char>(c);
+      out.append(text.substr(i, length));
+      i += length;
     }
   }
-  if (truncated) out += "...";
-  out += "'";
   return out;
+}
+
+// Quotes a value from the file for a message, shortened and sanitized.
+std::string Quote(std::string_view text) {
+  bool truncated = false;
+  if (text.size() > kMaxQuotedLength) {
+    std::size_t length = kMaxQuotedLength;
+    // Do not cut a UTF-8 sequence in half.
+    while (length > 0 && (static_cast<unsigned char>(text[length]) & 0xC0) == 0x80) --length;
+    text = text.substr(0, length);
+    truncated = true;
+  }
+  return fmt::format("'{}{}'", Sanitize(text), truncated ? "..." : "");
 }
 
 // A scalar the author marked as a string ('80', "true", !!str 5): YAML says
@@ -389,6 +417,8 @@ class Parser {
           ParseEphemeral(value);
         } else if (key == "listeners") {
           ParseListeners(value);
+        } else if (key == "netns") {
+          ParseNetns(value);
         } else if (key == "limits") {
           ParseLimits(value);
         } else {
@@ -435,8 +465,10 @@ class Parser {
       return false;
     }
     std::unordered_map<std::string, Position> seen;
-    for (auto it = map.node.begin(); it != map.node.end(); ++it) {
-      const YAML::Node& key = it->first;
+    // Dereferencing a yaml-cpp map iterator makes a temporary pair; the
+    // range-for keeps it alive for the body (it->first would dangle).
+    for (const auto& entry : map.node) {
+      const YAML::Node& key = entry.first;
       const Position key_pos = MarkPosition(key.Mark()).value_or(map.pos());
       if (!key.IsScalar()) {
         Error(key_pos, map.path, "expected a string as key, got " + Describe(key));
@@ -450,7 +482,7 @@ class Parser {
                           previous->second.line));
         continue;
       }
-      visit(name, key_pos, Field{it->second, ChildPath(map.path, name), key_pos});
+      visit(name, key_pos, Field{entry.second, ChildPath(map.path, name), key_pos});
     }
     return true;
   }
@@ -499,7 +531,7 @@ class Parser {
   std::optional<std::string> ParseName(const Field& field, bool* valid) {
     *valid = false;
     if (!field.node.IsScalar()) {
-      Expected(field, "a name");
+      Expected(field, "a string");
       return std::nullopt;
     }
     const std::string& name = field.node.Scalar();
@@ -594,7 +626,7 @@ class Parser {
             if (key == "name") {
               has_name = true;
               if (auto name = ParseName(value, &entry.name_valid)) {
-                entry.name = "'" + *name + "'";
+                entry.name = Quote(*name);
                 entry.raw_name = *name;
                 if (entry.name_valid) CheckDuplicateName(names, *name, value, "port range");
               }
@@ -722,7 +754,7 @@ class Parser {
               has_name = true;
               bool valid = false;
               if (auto name = ParseName(value, &valid)) {
-                service_names.back() = "'" + *name + "'";
+                service_names.back() = Quote(*name);
                 service.name = *name;
               }
               if (valid) CheckDuplicateName(names, service.name, value, "service");
@@ -881,7 +913,7 @@ class Parser {
           const auto& thresholds = ephemeral.utilization_thresholds;
           // Two equal thresholds would publish the same series twice.
           if (std::find(thresholds.begin(), thresholds.end(), *ratio) != thresholds.end()) {
-            Error(item, fmt::format("duplicate threshold {}", item.node.Scalar()));
+            Error(item, fmt::format("duplicate threshold {}", *ratio));
             continue;
           }
           ephemeral.utilization_thresholds.push_back(*ratio);
@@ -900,6 +932,86 @@ class Parser {
         UnknownKey(field, key, key_pos, kListenersKeys);
       }
     });
+  }
+
+  void ParseNetns(const Field& field) {
+    NetnsConfig& netns = config_.netns;
+    ForEachEntry(field, [&](const std::string& key, Position key_pos, const Field& value) {
+      if (key == "cache_seconds") {
+        if (auto v = ParseUint(value, 0, 3600)) netns.cache_seconds = *v;
+      } else if (key == "max_namespaces") {
+        if (auto v = ParseUint(value, 1, 10'000)) netns.max_namespaces = *v;
+      } else if (key == "include") {
+        netns.include = ParseGlobList(value);
+      } else if (key == "exclude") {
+        netns.exclude = ParseGlobList(value);
+      } else {
+        UnknownKey(field, key, key_pos, kNetnsKeys);
+      }
+    });
+  }
+
+  // A list of fnmatch(3) patterns. Each must be a non-empty string whose
+  // bracket expressions are closed: fnmatch would silently take an unclosed
+  // '[' literally, which is never what was meant.
+  std::vector<std::string> ParseGlobList(const Field& field) {
+    std::vector<std::string> patterns;
+    if (!field.node.IsSequence()) {
+      Expected(field, "a list of patterns (shell globs such as 'cni-*')");
+      return patterns;
+    }
+    std::size_t index = 0;
+    for (const YAML::Node& node : field.node) {
+      const Field item = ItemField(field, node, index++);
+      if (!item.node.IsScalar()) {
+        Expected(item, "a pattern (a string)");
+        continue;
+      }
+      const std::string& text = item.node.Scalar();
+      if (text.empty()) {
+        Error(item, "expected a pattern, got an empty string");
+      } else if (text.size() > kMaxNetnsPatternLength) {
+        Error(item, fmt::format("pattern {} is longer than {} characters", Quote(text),
+                                kMaxNetnsPatternLength));
+      } else if (std::any_of(text.begin(), text.end(), [](char c) {
+                   return static_cast<unsigned char>(c) < 0x20 || c == 0x7F;
+                 })) {
+        Error(item, fmt::format("pattern {} contains a control character", Quote(text)));
+      } else if (text.find('/') != std::string::npos) {
+        Error(item, fmt::format("pattern {} contains '/', which no namespace name or container "
+                                "ID can contain",
+                                Quote(text)));
+      } else if (auto problem = GlobProblem(text)) {
+        Error(item, fmt::format("pattern {}: {}", Quote(text), *problem));
+      } else if (std::find(patterns.begin(), patterns.end(), text) != patterns.end()) {
+        Error(item, fmt::format("duplicate pattern {}", Quote(text)));
+      } else {
+        patterns.push_back(text);
+      }
+    }
+    return patterns;
+  }
+
+  // fnmatch syntax: a backslash escapes the next character; '[' opens a bracket
+  // expression closed by a ']' that is not its first member.
+  static std::optional<std::string> GlobProblem(std::string_view pattern) {
+    for (std::size_t i = 0; i < pattern.size(); ++i) {
+      if (pattern[i] == '\\') {
+        if (i + 1 == pattern.size()) return "ends with an unescaped '\\'";
+        ++i;
+        continue;
+      }
+      if (pattern[i] != '[') continue;
+      std::size_t j = i + 1;
+      if (j < pattern.size() && (pattern[j] == '!' || pattern[j] == '^')) ++j;
+      if (j < pattern.size() && pattern[j] == ']') ++j;  // a literal ']' as first member
+      while (j < pattern.size() && pattern[j] != ']') ++j;
+      if (j == pattern.size()) {
+        return fmt::format("'[' at position {} is never closed by ']'", i + 1);
+      }
+      i = j;
+    }
+    return std::nullopt;
   }
 
   void ParseLimits(const Field& field) {
@@ -926,6 +1038,69 @@ std::string TooLargeMessage(const std::string& source, std::string_view size) {
                      kMaxConfigBytes);
 }
 
+// Records where each document starts; builds no nodes.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    previous_ = last_;
+    last_ = mark;
+    if (++count_ == 2) second_ = mark;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  std::size_t count() const { return count_; }
+  const YAML::Mark& last() const { return last_; }
+  const YAML::Mark& previous() const { return previous_; }
+  const YAML::Mark& second() const { return second_; }
+
+ private:
+  std::size_t count_ = 0;
+  YAML::Mark last_ = YAML::Mark::null_mark();
+  YAML::Mark previous_ = YAML::Mark::null_mark();
+  YAML::Mark second_ = YAML::Mark::null_mark();
+};
+
+// Walks the whole stream once without building nodes: reports syntax errors
+// anywhere in it (by throwing, like Load), more than one document, and the
+// input that hangs yaml-cpp 0.7. Its LoadAll loops forever, adding a null
+// document per turn until memory runs out, on a stray ',' at the top of a
+// document (jbeder/yaml-cpp#1040, fixed upstream after 0.8 by #1319): the
+// parser stops consuming tokens. A document starting where the previous one
+// started is that case.
+std::optional<std::string> CheckDocuments(const std::string& yaml_text,
+                                          const std::string& source_name) {
+  std::istringstream in(yaml_text);
+  YAML::Parser parser(in);
+  DocumentStarts starts;
+  while (parser.HandleNextDocument(starts)) {
+    if (starts.count() >= 2 && starts.last().pos <= starts.previous().pos) {
+      const YAML::Mark& mark = starts.last();
+      std::string what = "unexpected token";
+      if (mark.pos >= 0 && static_cast<std::size_t>(mark.pos) < yaml_text.size()) {
+        const char c = yaml_text[static_cast<std::size_t>(mark.pos)];
+        if (c > ' ' && c < 0x7F) what = fmt::format("unexpected '{}'", c);
+      }
+      return PositionPrefix(source_name, MarkPosition(mark).value_or(Position{})) +
+             "invalid YAML: " + what;
+    }
+  }
+  if (starts.count() > 1) {
+    return PositionPrefix(source_name, MarkPosition(starts.second()).value_or(Position{})) +
+           fmt::format("expected a single YAML document, found {}", starts.count());
+  }
+  return std::nullopt;
+}
+
 Result<std::shared_ptr<const Config>> ParseConfigUnchecked(const std::string& yaml_text,
                                                            const std::string& source_name) {
   if (yaml_text.size() > kMaxConfigBytes) {
@@ -935,21 +1110,19 @@ Result<std::shared_ptr<const Config>> ParseConfigUnchecked(const std::string& ya
     return Fail(PositionPrefix(source_name, *pos) +
                 fmt::format("YAML is nested more than {} levels deep", kMaxFlowDepth));
   }
-  std::vector<YAML::Node> documents;
+  YAML::Node root;
   try {
-    documents = YAML::LoadAll(yaml_text);
+    if (auto problem = CheckDocuments(yaml_text, source_name)) return Fail(std::move(*problem));
+    // Load reads only the first document, so it does not have LoadAll's
+    // loop; CheckDocuments made sure there is exactly one (or none).
+    root = YAML::Load(yaml_text);
   } catch (const YAML::DeepRecursion& e) {
     // yaml-cpp's message for this is just "bad file".
     return Fail(PositionPrefix(source_name, MarkPosition(e.mark).value_or(Position{})) +
-                "YAML is nested too deeply");
+                "YAML is nested too deeply; the configuration needs at most 4 levels");
   } catch (const YAML::ParserException& e) {
     return Fail(PositionPrefix(source_name, MarkPosition(e.mark).value_or(Position{})) +
-                "invalid YAML: " + e.msg);
-  }
-  if (documents.size() > 1) {
-    const Position pos = MarkPosition(documents[1].Mark()).value_or(Position{});
-    return Fail(PositionPrefix(source_name, pos) +
-                fmt::format("expected a single YAML document, found {}", documents.size()));
+                "invalid YAML: " + Sanitize(e.msg));
   }
 
   // make_shared: Config holds ~400 KiB of lookup tables, too big for a stack.
@@ -957,7 +1130,7 @@ Result<std::shared_ptr<const Config>> ParseConfigUnchecked(const std::string& ya
   config->source = source_name;
   Diagnostics diagnostics;
   Parser parser(*config, diagnostics);
-  parser.ParseDocument(documents.empty() ? YAML::Node() : documents[0]);
+  parser.ParseDocument(root);
   if (!diagnostics.empty()) return Fail(diagnostics.Format(source_name));
 
   std::sort(config->port_ranges.begin(), config->port_ranges.end(),
@@ -1005,7 +1178,7 @@ Result<std::shared_ptr<const Config>> ParseConfig(const std::string& yaml_text,
     return ParseConfigUnchecked(yaml_text, source_name);
   } catch (const std::exception& e) {
     return Fail(PositionPrefix(source_name, Position{}) +
-                fmt::format("cannot read the configuration: {}", e.what()));
+                "cannot read the configuration: " + Sanitize(e.what()));
   } catch (...) {
     return Fail(PositionPrefix(source_name, Position{}) +
                 "cannot read the configuration: unknown error");

@@ -48,6 +48,22 @@ struct ListenersConfig {
   std::uint32_t top_other_ports = 10;
 };
 
+// The netns collector (docs/netns.md): which network namespaces of the host
+// get their own socket pass.
+struct NetnsConfig {
+  // Discovery (the /proc scan) is reused for this long; 0 = every scrape.
+  // Namespaces are still opened, and vanished ones dropped, at every scrape.
+  std::uint32_t cache_seconds = 5;
+  // Namespaces scraped at most; the rest are counted in
+  // socket_exporter_netns_skipped{reason="max_namespaces"}.
+  std::uint32_t max_namespaces = 128;
+  // Shell globs (fnmatch) matched against a namespace's label value, each of
+  // its names and its container ID. Empty include = every namespace; a
+  // namespace matching any exclude pattern is dropped.
+  std::vector<std::string> include;
+  std::vector<std::string> exclude;
+};
+
 struct LimitsConfig {
   // Ceiling on series of socket_connections per scrape; excess is folded.
   std::uint32_t max_series = 5000;
@@ -61,6 +77,7 @@ struct Config {
   std::map<std::string, bool> collectors;
   EphemeralConfig ephemeral;
   ListenersConfig listeners;
+  NetnsConfig netns;
   LimitsConfig limits;
 
   // Derived lookup tables, filled by BuildLookups().

@@ -7,12 +7,16 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <mutex>
 
 #include "exporter/scraper.h"
+#include "exporter/socket_view.h"
 #include "exporter/version.h"
 #include "exporter/web.h"
+#include "exporter/web_config.h"
 
 namespace socket_exporter {
 namespace {
@@ -51,8 +55,9 @@ class ReloadStatus {
     std::lock_guard lock(mutex_);
     std::vector<prometheus::MetricFamily> out;
     AddGauge(AddFamily(out, "socket_exporter_config_last_reload_successful",
-                       "1 if the last config load (start or SIGHUP) succeeded, 0 if it failed "
-                       "and the previous config is still in use.",
+                       "1 if the last load of --config.file and --web.config.file (start or "
+                       "SIGHUP) succeeded, 0 if either failed and its previous version is still "
+                       "in use.",
                        prometheus::MetricType::Gauge),
              {}, ok_ ? 1.0 : 0.0);
     AddGauge(AddFamily(out, "socket_exporter_config_last_reload_success_timestamp_seconds",
@@ -93,6 +98,10 @@ int RunExporter(const Options& options) {
   reload_status->Record(true);
   scraper->SetExtraFamiliesProvider([reload_status] { return reload_status->Families(); });
 
+  if (options.list || options.summary) {
+    // Same config, source and collectors as a scrape (exporter/socket_view.h).
+    return RunSocketView(options, *config, *scraper, scraper_options);
+  }
   if (options.once) {
     ScrapeOutcome outcome = scraper->CollectNow();
     prometheus::TextSerializer().Serialize(std::cout, outcome.families);
@@ -112,6 +121,14 @@ int RunExporter(const Options& options) {
   WebOptions web_options;
   web_options.listen_address = options.listen_address;
   web_options.telemetry_path = options.telemetry_path;
+  if (!options.web_config_file.empty()) {
+    auto web_config = LoadWebConfigFile(options.web_config_file);
+    if (!web_config) {
+      std::cerr << "socket_exporter: invalid web config:\n" << web_config.error().message << "\n";
+      return 1;
+    }
+    web_options.web_config = std::make_shared<const WebConfig>(std::move(*web_config));
+  }
   auto server = WebServer::Start(web_options, scraper);
   if (!server) {
     spdlog::error("{}", server.error().message);
@@ -119,36 +136,67 @@ int RunExporter(const Options& options) {
   }
   std::string enabled;
   for (const auto& name : scraper->EnabledCollectors()) enabled += (enabled.empty() ? "" : ",") + name;
+  // Tests and people find the port in "(port N)"; the first address comes
+  // first, on the line that has always carried it.
+  const std::vector<ListenEndpoint> endpoints = (*server)->Endpoints();
   spdlog::info("socket_exporter {} (revision {}) listening on {} (port {}), telemetry path {}, config {}, collectors {}",
-               kVersion, kRevision, options.listen_address,
-               (*server)->ListeningPorts().empty() ? 0 : (*server)->ListeningPorts().front(),
+               kVersion, kRevision, endpoints.front().address, endpoints.front().port,
                options.telemetry_path, (*config)->source, enabled);
+  for (std::size_t i = 1; i < endpoints.size(); ++i) {
+    spdlog::info("also listening on {} (port {})", endpoints[i].address, endpoints[i].port);
+  }
+  if (web_options.web_config) {
+    spdlog::info("web config {}: {}", options.web_config_file,
+                 DescribeWebConfig(*web_options.web_config));
+  }
+  if ((*server)->InternalPort() != 0) {
+    spdlog::debug("internal HTTP port 127.0.0.1:{}, for the TLS/IPv6 front end only",
+                  (*server)->InternalPort());
+  }
 
   for (;;) {
     int signal_number = 0;
     if (sigwait(&signals, &signal_number) != 0) continue;
     if (signal_number == SIGHUP) {
+      // Both files are re-read; each one that fails keeps its previous
+      // version, and the one reload metric reports whether both succeeded.
+      bool ok = true;
       if (options.config_file.empty()) {
         spdlog::info("SIGHUP: no --config.file, keeping the embedded default");
-        reload_status->Record(true);
-        continue;
-      }
-      auto reloaded = LoadConfigFile(options.config_file);
-      if (!reloaded) {
+      } else if (auto reloaded = LoadConfigFile(options.config_file); !reloaded) {
         spdlog::error("SIGHUP: config reload failed, keeping the previous config: {}",
                       reloaded.error().message);
-        reload_status->Record(false);
+        ok = false;
       } else {
         scraper->SetConfig(*reloaded);
-        reload_status->Record(true);
         spdlog::info("SIGHUP: config {} reloaded", options.config_file);
       }
+      if (!options.web_config_file.empty()) {
+        auto web_config = LoadWebConfigFile(options.web_config_file);
+        Result<void> applied = web_config ? (*server)->ApplyWebConfig(
+                                                std::make_shared<const WebConfig>(*web_config))
+                                          : Result<void>(std::unexpected(web_config.error()));
+        if (!applied) {
+          spdlog::error("SIGHUP: web config reload failed, keeping the previous web config: {}",
+                        applied.error().message);
+          ok = false;
+        } else {
+          spdlog::info("SIGHUP: web config {} reloaded: {}", options.web_config_file,
+                       DescribeWebConfig(*web_config));
+        }
+      }
+      reload_status->Record(ok);
       continue;
     }
     spdlog::info("received signal {}, shutting down", signal_number);
     break;
   }
-  return 0;
+  // CivetWeb's orderly stop waits for its master thread's 2 s poll quantum.
+  // There is nothing to flush but the log, so leave at once: stopping within
+  // a second matters more to service managers than tearing down threads.
+  spdlog::shutdown();
+  std::fflush(nullptr);
+  std::_Exit(0);
 }
 
 }  // namespace socket_exporter

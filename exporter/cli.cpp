@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "collectors/registry.h"
+#include "exporter/socket_view.h"
 #include "exporter/version.h"
 
 namespace socket_exporter {
@@ -17,7 +18,9 @@ std::optional<int> ParseCommandLine(int argc, const char* const* argv, Options& 
   app.set_version_flag("--version", fmt::format("socket_exporter {} (revision {})", kVersion,
                                                 kRevision));
   app.add_option("--web.listen-address", options.listen_address,
-                 "Address to listen on for HTTP requests, e.g. :19375 or 127.0.0.1:19375")
+                 "Address to listen on, e.g. :19375, 127.0.0.1:19375 or [::]:19375; "
+                 "repeat it or separate with commas for several")
+      ->join(',')
       ->capture_default_str();
   app.add_option("--web.telemetry-path", options.telemetry_path, "Path under which to expose metrics")
       ->capture_default_str();
@@ -37,6 +40,45 @@ std::optional<int> ParseCommandLine(int argc, const char* const* argv, Options& 
       ->capture_default_str();
   app.add_flag("--once", options.once,
                "Write one scrape's metrics to stdout and exit (non-zero if a collector failed)");
+
+  // --list / --summary (exporter/socket_view.h, docs/list-view.md).
+  {
+    const std::string group = "Socket view";
+    CLI::Option* list =
+        app.add_flag("--list", options.list,
+                     "Print every socket, classified as the config classifies it, and exit")
+            ->group(group);
+    CLI::Option* summary =
+        app.add_flag("--summary", options.summary,
+                     "Print the counts a scrape would publish as tables and exit")
+            ->group(group);
+    list->excludes(summary)->excludes(app.get_option("--once"));
+    summary->excludes(app.get_option("--once"));
+    app.add_option("--output", options.output, "Format of --list: text (aligned columns) or json "
+                                               "(one object per line)")
+        ->check(CLI::IsMember({"text", "json"}))
+        ->needs(list)
+        ->capture_default_str()
+        ->group(group);
+    const auto filter = [&](const std::string& name, std::vector<std::string>& values,
+                            const std::string& help) {
+      return app.add_option("--filter." + name, values, help + " (repeat or comma-separate)")
+          ->delimiter(',')
+          ->needs(list)
+          ->group(group);
+    };
+    filter("protocol", options.filter.protocol, "--list only sockets of protocol tcp or udp")
+        ->check(CLI::IsMember({"tcp", "udp"}));
+    filter("family", options.filter.family, "--list only sockets of family ipv4 or ipv6")
+        ->check(CLI::IsMember({"ipv4", "ipv6"}));
+    filter("state", options.filter.state, "--list only sockets in this state (label value)")
+        ->check(CLI::IsMember(StateLabelValues()));
+    filter("service", options.filter.service, "--list only sockets of this service_name");
+    filter("port", options.filter.port, "--list only sockets with this local or remote port, "
+                                        "N or N-M");
+    filter("direction", options.filter.direction, "--list only inbound or outbound sockets")
+        ->check(CLI::IsMember({"inbound", "outbound"}));
+  }
 
   // --collector.NAME / --no-collector.NAME for every registered collector.
   std::vector<std::pair<std::string, std::int64_t>> collector_flags;

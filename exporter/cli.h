@@ -8,6 +8,17 @@
 
 namespace socket_exporter {
 
+// --filter.* of --list (exporter/socket_view.h), as given: each flag may be
+// repeated or take a comma-separated list.
+struct ListFilterFlags {
+  std::vector<std::string> protocol;   // tcp, udp
+  std::vector<std::string> family;     // ipv4, ipv6
+  std::vector<std::string> state;      // state label values
+  std::vector<std::string> service;    // service_name values of the config
+  std::vector<std::string> port;       // N or N-M, local or remote
+  std::vector<std::string> direction;  // inbound, outbound
+};
+
 struct Options {
   std::string listen_address = ":19375";
   std::string telemetry_path = "/metrics";
@@ -19,6 +30,11 @@ struct Options {
   std::string log_level = "info";
   bool once = false;
   bool check_config = false;
+  // --list / --summary: print the socket table or the counts and exit.
+  bool list = false;
+  bool summary = false;
+  std::string output = "text";  // --output of --list: text | json
+  ListFilterFlags filter;
 };
 
 // Parses argv. Returns std::nullopt to go on, or the exit code to leave with

@@ -2,28 +2,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include "collectors/netns_collector.h"
 #include "collectors/registry.h"
+#include "exporter/collector_pass.h"
 #include "exporter/version.h"
 
 namespace socket_exporter {
 namespace {
 
 thread_local std::optional<std::chrono::steady_clock::time_point> request_arrival;
-
-// Classifies each socket once and hands it to every socket collector.
-class FanOut : public SocketSink {
- public:
-  FanOut(std::shared_ptr<const Config> config, std::vector<Collector*> collectors)
-      : classifier_(std::move(config)), collectors_(std::move(collectors)) {}
-  void OnSocket(const SocketRecord& record) override {
-    const Classification cls = classifier_.Classify(record);
-    for (Collector* collector : collectors_) collector->Observe(record, cls);
-  }
-
- private:
-  Classifier classifier_;
-  std::vector<Collector*> collectors_;
-};
 
 double Seconds(std::chrono::steady_clock::duration d) {
   return std::chrono::duration<double>(d).count();
@@ -40,6 +27,9 @@ Scraper::Scraper(ScraperOptions options, std::shared_ptr<const Config> config)
   }
   source_ = options_.make_source ? options_.make_source()
                                  : MakeSocketSource(options_.source, options_.procfs_root);
+  netns_ = std::make_unique<NetnsScraper>(
+      NetnsScraperOptions{options_.source, options_.procfs_root, "/var/run/netns",
+                          options_.make_source});
 }
 
 void Scraper::SetConfig(std::shared_ptr<const Config> config) {
@@ -117,63 +107,70 @@ ScrapeOutcome Scraper::RunCollection() const {
   ScrapeOutcome outcome;
 
   struct Run {
-    Slot* slot;
+    std::string_view name;
     bool ok = true;
     Clock::duration duration{};
   };
   std::vector<Run> runs;
-  std::vector<Collector*> socket_collectors;
-  for (Slot& slot : collectors_) {
-    if (!IsEnabled(*config, slot.name)) continue;
-    Run run{&slot};
-    const auto start = Clock::now();
-    if (auto begun = slot.collector->Begin(context); !begun) {
-      spdlog::error("collector {} failed: {}", slot.name, begun.error().message);
-      run.ok = false;
-    } else if (slot.collector->UsesSockets()) {
-      socket_collectors.push_back(slot.collector.get());
-    }
-    run.duration = Clock::now() - start;
-    runs.push_back(run);
-  }
+  struct Scanned {
+    std::string source;
+    std::string netns;  // empty unless the netns collector is on
+    std::uint64_t sockets = 0;
+  };
+  std::vector<Scanned> scanned;
+  bool any_socket_collector = false;
 
-  // One pass over the socket table feeds every socket collector.
-  Clock::duration pass_duration{};
-  bool pass_ok = true;
-  std::uint64_t sockets_scanned = 0;
-  if (!socket_collectors.empty()) {
-    const auto start = Clock::now();
-    FanOut fan_out(config, socket_collectors);
-    auto stats = source_->Stream(fan_out);
-    pass_duration = Clock::now() - start;
-    if (!stats) {
-      pass_ok = false;
-      spdlog::error("reading the socket table ({}) failed: {}", source_->Name(),
-                    stats.error().message);
-    } else {
-      sockets_scanned = stats->records;
-      dump_interrupted_total_ += stats->dump_interrupted;
+  if (!IsEnabled(*config, kNetnsCollectorName)) {
+    // Every enabled collector over one pass of this namespace's sockets.
+    std::vector<PassCollector> enabled;
+    for (Slot& slot : collectors_) {
+      if (slot.name == kNetnsCollectorName || !IsEnabled(*config, slot.name)) continue;
+      enabled.push_back({slot.name, slot.collector.get()});
     }
-  }
-
-  for (Run& run : runs) {
-    if (!run.ok) continue;
-    const bool uses_sockets = run.slot->collector->UsesSockets();
-    if (uses_sockets && !pass_ok) {
-      run.ok = false;
-      run.duration += pass_duration;
-      continue;
+    PassOutcome pass = RunCollectorPass(context, enabled, source_.get());
+    for (const PassRun& run : pass.runs) runs.push_back({run.name, run.ok, run.duration});
+    for (auto& family : pass.families) outcome.families.push_back(std::move(family));
+    any_socket_collector = pass.streamed;
+    if (pass.streamed) {
+      scanned.push_back({pass.source_name, "", pass.stream_ok ? pass.stats.records : 0});
+      dump_interrupted_total_ += pass.stats.dump_interrupted;
     }
-    const auto start = Clock::now();
-    std::vector<prometheus::MetricFamily> families;
-    if (auto finished = run.slot->collector->Finish(families); !finished) {
-      spdlog::error("collector {} failed: {}", run.slot->name, finished.error().message);
-      run.ok = false;
-    } else {
-      for (auto& family : families) outcome.families.push_back(std::move(family));
+  } else {
+    // Socket collectors once per network namespace (exporter/netns_scraper.h);
+    // any others once, here.
+    std::vector<PassCollector> others;
+    std::vector<std::string> socket_names;
+    for (Slot& slot : collectors_) {
+      if (slot.name == kNetnsCollectorName || !IsEnabled(*config, slot.name)) continue;
+      if (slot.collector->UsesSockets()) {
+        socket_names.push_back(slot.name);
+      } else {
+        others.push_back({slot.name, slot.collector.get()});
+      }
     }
-    run.duration += Clock::now() - start;
-    if (uses_sockets) run.duration += pass_duration;
+    any_socket_collector = !socket_names.empty();
+    PassOutcome pass = RunCollectorPass(context, others, nullptr);
+    for (auto& family : pass.families) outcome.families.push_back(std::move(family));
+    NetnsOutcome netns = netns_->Collect(config, socket_names);
+    for (auto& family : netns.families) outcome.families.push_back(std::move(family));
+    std::size_t other_index = 0;
+    for (Slot& slot : collectors_) {
+      if (!IsEnabled(*config, slot.name)) continue;
+      if (slot.name == kNetnsCollectorName) {
+        runs.push_back({slot.name, netns.ok, netns.duration});
+      } else if (slot.collector->UsesSockets()) {
+        const auto it = netns.runs.find(slot.name);
+        // Ran in no namespace: it produced nothing, successfully only if
+        // nothing went wrong (e.g. include/exclude selected nothing).
+        runs.push_back(it == netns.runs.end() ? Run{slot.name, netns.ok, {}}
+                                              : Run{slot.name, it->second.ok, it->second.duration});
+      } else {
+        const PassRun& run = pass.runs[other_index++];
+        runs.push_back({run.name, run.ok, run.duration});
+      }
+    }
+    for (auto& item : netns.scanned) scanned.push_back({item.source, item.netns, item.sockets});
+    dump_interrupted_total_ += netns.dump_interrupted;
   }
 
   auto duration = AddFamily(outcome.families, "socket_exporter_collector_duration_seconds",
@@ -184,15 +181,20 @@ ScrapeOutcome Scraper::RunCollection() const {
                             "1 if the collector succeeded in this scrape, 0 if it failed.",
                             prometheus::MetricType::Gauge);
   for (const Run& run : runs) {
-    AddGauge(duration, {{"collector", run.slot->name}}, Seconds(run.duration));
-    AddGauge(success, {{"collector", run.slot->name}}, run.ok ? 1.0 : 0.0);
+    AddGauge(duration, {{"collector", std::string(run.name)}}, Seconds(run.duration));
+    AddGauge(success, {{"collector", std::string(run.name)}}, run.ok ? 1.0 : 0.0);
     if (!run.ok) outcome.all_succeeded = false;
   }
-  if (!socket_collectors.empty()) {
-    auto scanned = AddFamily(outcome.families, "socket_exporter_sockets_scanned",
-                              "Sockets read from the kernel in this scrape, by source.",
-                              prometheus::MetricType::Gauge);
-    AddGauge(scanned, {{"source", source_->Name()}}, static_cast<double>(sockets_scanned));
+  if (any_socket_collector) {
+    auto scanned_family = AddFamily(outcome.families, "socket_exporter_sockets_scanned",
+                                    "Sockets read from the kernel in this scrape, by source (and "
+                                    "network namespace with the netns collector).",
+                                    prometheus::MetricType::Gauge);
+    for (const Scanned& item : scanned) {
+      Labels labels{{"source", item.source}};
+      if (!item.netns.empty()) labels.push_back({"netns", item.netns});
+      AddGauge(scanned_family, std::move(labels), static_cast<double>(item.sockets));
+    }
     auto interrupted = AddFamily(
         outcome.families, "socket_exporter_dump_interrupted_total",
         "Netlink dumps the kernel flagged as interrupted by concurrent table changes (the counts "

@@ -25,6 +25,7 @@
 #include "collectors/socket_source.h"
 #include "collectors/socket_sources.h"
 #include "config/config.h"
+#include "exporter/netns_scraper.h"
 
 namespace socket_exporter {
 
@@ -33,6 +34,9 @@ struct ScraperOptions {
   std::string procfs_root = "/proc";
   // --collector.NAME / --no-collector.NAME; absent = config, then default.
   std::map<std::string, bool> collector_overrides;
+  // Supplies the socket source in place of MakeSocketSource(source,
+  // procfs_root) when set: tests feed recorded fixtures through it.
+  std::function<std::unique_ptr<SocketSource>()> make_source;
 };
 
 struct ScrapeOutcome {
@@ -87,6 +91,9 @@ class Scraper : public prometheus::Collectable {
   };
   mutable std::vector<Slot> collectors_;
   mutable std::unique_ptr<SocketSource> source_;
+  // The netns collector's per-namespace passes (used instead of the single
+  // pass when it is enabled).
+  mutable std::unique_ptr<NetnsScraper> netns_;
   mutable std::uint64_t dump_interrupted_total_ = 0;
 };
 

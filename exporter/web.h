@@ -1,17 +1,28 @@
 // HTTP serving: prometheus-cpp's pull Exposer (CivetWeb) for the telemetry
 // path, plus a landing page at "/", "/-/healthy" and "/-/ready" answered from
-// CivetWeb's begin_request callback.
+// CivetWeb's begin_request callback, which also enforces basic auth.
 //
-// Thread safety: Start() and the destructor from one thread; requests are
-// served on CivetWeb's worker threads.
+// Listen addresses: plain-HTTP IPv4 addresses are CivetWeb's own listening
+// sockets. TLS addresses, and IPv6 ones, belong to an in-process front end
+// (tls_front.h) that terminates TLS with OpenSSL and relays to CivetWeb on an
+// internal 127.0.0.1 port, because Debian's CivetWeb crashes on HTTPS and
+// cannot bind IPv6. Requests on the internal port are refused unless they
+// come from the front end's own sockets. See docs/web-security.md.
+//
+// Thread safety: Start(), ApplyWebConfig() and the destructor from one thread;
+// requests are served on CivetWeb's and the front end's threads.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
 #include "exporter/scraper.h"
+#include "exporter/tls_front.h"
+#include "exporter/web_config.h"
 
 namespace prometheus {
 class Exposer;
@@ -19,15 +30,34 @@ class Exposer;
 
 namespace socket_exporter {
 
-struct WebOptions {
-  std::string listen_address = ":19375";
-  std::string telemetry_path = "/metrics";
-  int threads = 4;
+// One --web.listen-address entry.
+struct ListenAddress {
+  std::string text;  // as given, e.g. "[::1]:19375"
+  bool ipv6 = false;
+  std::string host;  // IP literal without brackets; empty for ":PORT"
+  std::uint16_t port = 0;
 };
 
-// Turns a Prometheus-style listen address into CivetWeb's listening_ports
-// syntax: ":19375" -> "19375", "127.0.0.1:0" stays. Errors name what is wrong.
-Result<std::string> ToCivetListeningPorts(const std::string& listen_address);
+// Parses a --web.listen-address value: one address or several separated by
+// commas. Each is HOST:PORT or :PORT (all IPv4 interfaces); HOST is an IPv4
+// literal or an IPv6 literal in brackets ("[::]" is dual-stack: IPv6 and
+// IPv4). Errors name the offending entry.
+Result<std::vector<ListenAddress>> ParseListenAddresses(std::string_view value);
+
+struct WebOptions {
+  std::string listen_address = ":19375";  // one or several, comma-separated
+  std::string telemetry_path = "/metrics";
+  int threads = 4;
+  // TLS and basic auth; null means plain HTTP without authentication.
+  std::shared_ptr<const WebConfig> web_config;
+  FrontEnd::Settings front_end;
+};
+
+struct ListenEndpoint {
+  std::string address;  // as given
+  int port = 0;         // as bound
+  bool tls = false;
+};
 
 class WebServer {
  public:
@@ -37,7 +67,15 @@ class WebServer {
   WebServer(const WebServer&) = delete;
   WebServer& operator=(const WebServer&) = delete;
 
-  std::vector<int> ListeningPorts() const;
+  // The public endpoints, in the order of --web.listen-address.
+  std::vector<ListenEndpoint> Endpoints() const;
+  // CivetWeb's internal port for the front end; 0 when there is none.
+  int InternalPort() const;
+
+  // Applies a reloaded web config to new connections and requests: users,
+  // certificates, client CA, TLS versions. On error nothing changes. Turning
+  // TLS on or off needs a restart and is refused.
+  Result<void> ApplyWebConfig(std::shared_ptr<const WebConfig> config);
 
   struct Impl;
 

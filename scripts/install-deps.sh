@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git ca-certificates
   prometheus-cpp-dev libcivetweb-dev libyaml-cpp-dev libcli11-dev libfmt-dev libspdlog-dev
-  libssl-dev libcrypt-dev
+  libssl-dev libcrypt-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   python3 iproute2 curl procps prometheus

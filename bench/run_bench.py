@@ -1,0 +1,576 @@
+#!/usr/bin/env python3
+"""End-to-end scrape benchmark (BENCHMARKS.md). As root:
+
+    bench/run_bench.py                      # 1k, 10k, 100k, 250k TCP sockets, 7 rounds
+    bench/run_bench.py --sizes 1000,10000 --rounds 5
+    bench/run_bench.py --smoke              # 1k sockets, 3 rounds: what ctest runs
+
+It builds the exporter and the reference loop (cmake, into BUILD, default
+<repo>/build-bench) unless --exporter/--reference name binaries, creates a
+fresh network namespace, and in it:
+
+  * a socket population, grown size by size: worker processes (at most
+    ~19,400 sockets each, RLIMIT_NOFILE 20000) that each listen on their own
+    ports (IPv4 and IPv6), connect to themselves and accept, so every
+    connection is two ESTABLISHED sockets; every 10th client half-closes
+    (FIN_WAIT2 / CLOSE_WAIT). About 1/4 of the connections are IPv6. Plus a
+    little UDP (unconnected and connected). ip_local_port_range is widened
+    to 1024-65535 so no destination runs out of ports;
+  * three contenders, run alternately (the order rotates every round) on the
+    same population:
+      exporter       GET /metrics of socket_exporter with its default
+                     collectors, timed from the client (connect to last byte);
+      reference      bench/reference_dump: one legacy TCPDIAG_GETSOCK dump of
+                     the same TCP sockets into a state counter (its own timer,
+                     around the dump only);
+      node_exporter  GET /metrics of prometheus-node-exporter
+                     --collector.disable-defaults --collector.tcpstat.
+    Optional extra reference modes (--extra-modes) time other dump strategies.
+
+CPU per scrape: for the servers, the change in the summed per-thread run time
+(/proc/PID/task/*/schedstat, nanoseconds, user+system) across the scrape;
+user/system split from /proc/PID/stat over all rounds. For the reference:
+its getrusage around the dump. Memory: the exporter's VmRSS after each size
+(the same process across sizes). Body: bytes of the exporter's answer.
+
+Everything the run starts -- processes, the namespace -- is removed at the
+end, also on error or Ctrl-C. Exit status: 0 when every contender answered
+and agreed on the TCP socket count (the goals are reported, not enforced);
+77 (skip) without root or namespaces.
+"""
+
+import argparse
+import ctypes
+import http.client
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+SKIP = 77
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLONE_NEWNET = 0x40000000
+EXPORTER_PORT = 19375
+NODE_EXPORTER_PORT = 9100
+FILES_PER_PROCESS = 20000
+# Sockets per worker: 2 per connection plus listeners, UDP and a margin for
+# stdio and Python's own descriptors, under FILES_PER_PROCESS.
+MAX_PAIRS_PER_WORKER = 9600
+LISTEN_PORTS_PER_WORKER = 2
+UDP_PER_WORKER_MIN = 20
+
+
+# ---- population worker (runs as a separate process) -------------------------
+
+def worker_main(spec):
+    """Builds spec["pairs"] loopback connections (both ends held), listeners and
+    UDP sockets, prints READY <json>, and holds them until killed."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (FILES_PER_PROCESS, FILES_PER_PROCESS))
+    held = []
+    targets = []  # (family, address, port, listener)
+    for port in spec["ports"]:
+        l4 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        l4.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        l4.bind(("0.0.0.0", port))
+        l4.listen(4096)
+        l6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        l6.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        l6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        l6.bind(("::1", port))
+        l6.listen(4096)
+        held += [l4, l6]
+        # Three IPv4 destinations for one IPv6: several destinations per
+        # listening port, as behind a load balancer.
+        for last in (1, 2, 3):
+            targets.append((socket.AF_INET, f"127.0.0.{last}", port, l4))
+        targets.append((socket.AF_INET6, "::1", port, l6))
+
+    remaining = spec["pairs"]
+    made = 0
+    while remaining > 0:
+        chunk = min(remaining, 1024)
+        pending = {}
+        for i in range(chunk):
+            family, address, port, listener = targets[(made + i) % len(targets)]
+            c = socket.socket(family, socket.SOCK_STREAM)
+            c.connect((address, port))
+            held.append(c)
+            if (made + i) % 10 == 9:
+                c.shutdown(socket.SHUT_WR)  # client FIN_WAIT2, server CLOSE_WAIT
+            pending[listener] = pending.get(listener, 0) + 1
+        for listener, count in pending.items():
+            for _ in range(count):
+                conn, _ = listener.accept()
+                held.append(conn)
+        made += chunk
+        remaining -= chunk
+
+    for i in range(spec["udp"]):
+        family = socket.AF_INET6 if i % 4 == 3 else socket.AF_INET
+        u = socket.socket(family, socket.SOCK_DGRAM)
+        u.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
+        held.append(u)
+        c = socket.socket(family, socket.SOCK_DGRAM)
+        c.connect(("::1" if family == socket.AF_INET6 else "127.0.0.1", 5353))
+        held.append(c)
+
+    print("READY" + json.dumps({"pairs": made, "sockets": len(held)}), flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    while True:
+        time.sleep(3600)
+
+
+# ---- namespace and process bookkeeping ---------------------------------------
+
+class Cleanup:
+    """Processes and the namespace this run made; undone in reverse order."""
+
+    def __init__(self):
+        self.procs = []
+        self.netns = None
+        self.original_ns_fd = None
+
+    def spawn(self, argv, **kw):
+        p = subprocess.Popen(argv, **kw)
+        self.procs.append(p)
+        return p
+
+    def run(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.kill()
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        self.procs = []
+        if self.original_ns_fd is not None:
+            setns(self.original_ns_fd)
+            os.close(self.original_ns_fd)
+            self.original_ns_fd = None
+        if self.netns:
+            # Anything still inside (children of a crashed worker).
+            r = subprocess.run(["ip", "netns", "pids", self.netns], capture_output=True, text=True)
+            for pid in r.stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
+            self.netns = None
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def setns(fd):
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+def enter_new_netns(cleanup):
+    """Creates a namespace and moves this (single-threaded) process into it, so
+    the HTTP client and every child process run there."""
+    name = f"se-bench-{os.getpid()}"
+    r = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SkipRun(f"cannot create a network namespace: {r.stderr.strip()}")
+    cleanup.netns = name
+    cleanup.original_ns_fd = os.open("/proc/self/ns/net", os.O_RDONLY)
+    fd = os.open(f"/var/run/netns/{name}", os.O_RDONLY)
+    try:
+        setns(fd)
+    finally:
+        os.close(fd)
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    with open("/proc/sys/net/ipv4/ip_local_port_range", "w") as f:
+        f.write("1024 65535\n")
+    return name
+
+
+class SkipRun(Exception):
+    pass
+
+
+# ---- measurement helpers --------------------------------------------------------
+
+def cpu_ns(pid):
+    """User+system run time of every live thread of pid, in nanoseconds."""
+    total = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return 0
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
+def stat_ticks(pid):
+    """(utime, stime) of the whole process in clock ticks, dead threads included."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]), int(fields[12])
+
+
+def rss_kib(pid, key="VmRSS"):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def http_get(port, path="/metrics", timeout=60):
+    """Returns (seconds from connect to last byte, status, body bytes)."""
+    start = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read()
+        status = response.status
+    finally:
+        conn.close()
+    return time.perf_counter() - start, status, body
+
+
+def wait_http(port, proc, what, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {proc.returncode}")
+        try:
+            _, status, _ = http_get(port, "/metrics", timeout=30)
+            if status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not answer on port {port} within {timeout} s")
+
+
+_SAMPLE = re.compile(rb'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)', re.M)
+
+
+def sum_metric(body, name, must_contain=b""):
+    total = 0.0
+    for m in _SAMPLE.finditer(body):
+        if m.group(1) == name and must_contain in (m.group(2) or b""):
+            total += float(m.group(3))
+    return total
+
+
+def median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+# ---- contenders ----------------------------------------------------------------
+
+class ServerContender:
+    def __init__(self, name, port, proc, count_metric, count_filter=b""):
+        self.name = name
+        self.port = port
+        self.proc = proc
+        self.count_metric = count_metric
+        self.count_filter = count_filter
+
+    def measure(self):
+        before = cpu_ns(self.proc.pid)
+        seconds, status, body = http_get(self.port)
+        after = cpu_ns(self.proc.pid)
+        if status != 200:
+            raise RuntimeError(f"{self.name}: /metrics answered {status}")
+        return {"ms": seconds * 1e3, "cpu_ms": (after - before) / 1e6, "body": len(body),
+                "tcp": sum_metric(body, self.count_metric, self.count_filter)}
+
+
+class ReferenceContender:
+    def __init__(self, name, binary, mode):
+        self.name = name
+        self.binary = binary
+        self.mode = mode
+
+    def measure(self):
+        r = subprocess.run([self.binary, "--mode", self.mode], capture_output=True, text=True,
+                           check=True)
+        fields = dict(kv.split("=", 1) for kv in r.stdout.split())
+        return {"ms": float(fields["elapsed_ms"]), "cpu_ms": float(fields["cpu_ms"]),
+                "tcp": float(fields["sockets"]), "body": 0}
+
+
+# ---- the run -------------------------------------------------------------------
+
+def build(build_dir):
+    print(f"building socket_exporter and reference_dump in {build_dir}", flush=True)
+    subprocess.run(["cmake", "-S", REPO, "-B", build_dir, "-DCMAKE_BUILD_TYPE=RelWithDebInfo"],
+                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["cmake", "--build", build_dir, "-j", str(os.cpu_count() or 2), "--target",
+                    "socket_exporter", "reference_dump"], check=True, stdout=subprocess.DEVNULL)
+    return (os.path.join(build_dir, "exporter", "socket_exporter"),
+            os.path.join(build_dir, "bench", "reference_dump"))
+
+
+def find_node_exporter(install):
+    for name in ("prometheus-node-exporter", "node_exporter"):
+        path = shutil.which(name)
+        if path:
+            return path
+    if not install:
+        return None
+    print("installing prometheus-node-exporter (apt-get)", flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends",
+                    "prometheus-node-exporter"], check=True, env=env, stdout=subprocess.DEVNULL)
+    return shutil.which("prometheus-node-exporter")
+
+
+class Population:
+    """Worker processes holding the sockets; grows to a target TCP count."""
+
+    def __init__(self, cleanup):
+        self.cleanup = cleanup
+        self.workers = 0
+        self.tcp_sockets = 0  # as built (listeners + both ends of each pair)
+
+    def grow_to(self, tcp_target):
+        plans = []
+        need = tcp_target - self.tcp_sockets
+        while need > 0:
+            listeners = 2 * LISTEN_PORTS_PER_WORKER
+            pairs = max(1, min(MAX_PAIRS_PER_WORKER, (need - listeners) // 2))
+            ports = [1000 + self.workers * LISTEN_PORTS_PER_WORKER + i
+                     for i in range(LISTEN_PORTS_PER_WORKER)]
+            if ports[-1] > 9000:
+                raise RuntimeError("too many workers for the listener port plan")
+            plans.append({"pairs": pairs, "ports": ports,
+                          "udp": max(UDP_PER_WORKER_MIN, pairs // 100)})
+            self.workers += 1
+            need -= listeners + 2 * pairs
+        started = []
+        for plan in plans:
+            p = self.cleanup.spawn([sys.executable, os.path.abspath(__file__), "--worker",
+                                    json.dumps(plan)], stdout=subprocess.PIPE, text=True)
+            started.append((p, plan))
+        for p, plan in started:
+            line = p.stdout.readline()
+            if not line.startswith("READY"):
+                raise RuntimeError(f"population worker failed (exit {p.poll()}): {line!r}")
+            self.tcp_sockets += 2 * LISTEN_PORTS_PER_WORKER + 2 * plan["pairs"]
+
+
+def run(args):
+    if os.geteuid() != 0:
+        raise SkipRun("needs root (network namespaces, RLIMIT_NOFILE 20000, sysctls)")
+    if args.exporter and args.reference:
+        exporter, reference = args.exporter, args.reference
+    else:
+        exporter, reference = build(args.build_dir)
+    node_exporter = None if args.no_node_exporter else find_node_exporter(not args.smoke)
+    if node_exporter is None and not args.no_node_exporter:
+        print("node_exporter not installed (Debian: prometheus-node-exporter): not measured")
+
+    cleanup = Cleanup()
+    results = []
+    try:
+        netns = enter_new_netns(cleanup)
+        print(f"namespace {netns}", flush=True)
+        contenders = []
+        exp_proc = cleanup.spawn([exporter, f"--web.listen-address=127.0.0.1:{EXPORTER_PORT}",
+                                  "--log.level=warn"], stdout=subprocess.DEVNULL)
+        wait_http(EXPORTER_PORT, exp_proc, "socket_exporter")
+        contenders.append(ServerContender("exporter", EXPORTER_PORT, exp_proc,
+                                          b"socket_connections", b'protocol="tcp"'))
+        contenders.append(ReferenceContender("reference", reference, "legacy"))
+        node_proc = None
+        if node_exporter:
+            node_proc = cleanup.spawn(
+                [node_exporter, "--collector.disable-defaults", "--collector.tcpstat",
+                 f"--web.listen-address=127.0.0.1:{NODE_EXPORTER_PORT}", "--log.level=warn"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_http(NODE_EXPORTER_PORT, node_proc, "node_exporter")
+            contenders.append(ServerContender("node_exporter", NODE_EXPORTER_PORT, node_proc,
+                                              b"node_tcp_connection_states"))
+        for mode in args.extra_modes:
+            contenders.append(ReferenceContender(f"ref:{mode}", reference, mode))
+
+        population = Population(cleanup)
+        for size in args.sizes:
+            t0 = time.monotonic()
+            population.grow_to(size)
+            print(f"\n== {size} TCP sockets (population built in {time.monotonic() - t0:.1f} s, "
+                  f"{population.workers} worker processes)", flush=True)
+            for c in contenders:  # warm up: first scrape allocates, fills caches
+                c.measure()
+            samples = {c.name: [] for c in contenders}
+            ticks_before = {c.name: stat_ticks(c.proc.pid) for c in contenders
+                            if isinstance(c, ServerContender)}
+            for r in range(args.rounds):
+                k = r % len(contenders)
+                for c in contenders[k:] + contenders[:k]:
+                    samples[c.name].append(c.measure())
+            ticks_after = {c.name: stat_ticks(c.proc.pid) for c in contenders
+                           if isinstance(c, ServerContender)}
+            row = {"size": size, "tcp_sockets": median([s["tcp"] for s in samples["reference"]]),
+                   "exporter_rss_kib": rss_kib(exp_proc.pid),
+                   "exporter_hwm_kib": rss_kib(exp_proc.pid, "VmHWM"),
+                   "exporter_body_bytes": samples["exporter"][-1]["body"], "contenders": {}}
+            for c in contenders:
+                s = samples[c.name]
+                entry = {"ms": median([x["ms"] for x in s]),
+                         "ms_min": min(x["ms"] for x in s),
+                         "cpu_ms": median([x["cpu_ms"] for x in s]),
+                         "tcp": median([x["tcp"] for x in s])}
+                if c.name in ticks_before:
+                    hz = os.sysconf("SC_CLK_TCK")
+                    (u0, s0), (u1, s1) = ticks_before[c.name], ticks_after[c.name]
+                    entry["user_ms"] = (u1 - u0) * 1e3 / hz / args.rounds
+                    entry["sys_ms"] = (s1 - s0) * 1e3 / hz / args.rounds
+                row["contenders"][c.name] = entry
+                print(f"  {c.name:<22} median {entry['ms']:9.2f} ms  (min {entry['ms_min']:8.2f})"
+                      f"  cpu {entry['cpu_ms']:8.2f} ms/scrape  tcp sockets {entry['tcp']:.0f}",
+                      flush=True)
+            print(f"  exporter RSS {row['exporter_rss_kib']} KiB (peak {row['exporter_hwm_kib']}),"
+                  f" body {row['exporter_body_bytes']} bytes", flush=True)
+            results.append(row)
+    finally:
+        cleanup.run()
+    return results, node_exporter is not None
+
+
+def report(results, args, have_node):
+    print("\n## Results\n")
+    print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, "
+          f"{_cpu_model()}; kernel {platform.release()}; "
+          f"{time.strftime('%Y-%m-%d')}; rounds {args.rounds}")
+    header = ("| TCP sockets | exporter ms | reference ms | node_exporter ms | exp/ref | exp/node "
+              "| exporter CPU ms | reference CPU ms | node_exporter CPU ms | exporter RSS KiB "
+              "| body bytes |")
+    print(header)
+    print("|---" * (header.count("|") - 1) + "|")
+    for row in results:
+        c = row["contenders"]
+        e, ref = c["exporter"], c["reference"]
+        n = c.get("node_exporter")
+        print(f"| {row['tcp_sockets']:.0f} | {e['ms']:.2f} | {ref['ms']:.2f} | "
+              f"{n['ms'] if n else float('nan'):.2f} | {e['ms'] / ref['ms']:.2f} | "
+              f"{e['ms'] / n['ms'] if n else float('nan'):.2f} | {e['cpu_ms']:.2f} | "
+              f"{ref['cpu_ms']:.2f} | {n['cpu_ms'] if n else float('nan'):.2f} | "
+              f"{row['exporter_rss_kib']} | {row['exporter_body_bytes']} |")
+    extra = [name for name in results[0]["contenders"] if name.startswith("ref:")]
+    if extra:
+        print("\nDump strategies (reference_dump --mode), median ms / CPU ms:\n")
+        print("| TCP sockets | legacy | " + " | ".join(m[4:] for m in extra) + " |")
+        print("|---" * (len(extra) + 2) + "|")
+        for row in results:
+            c = row["contenders"]
+            cells = [f"{c['reference']['ms']:.2f} / {c['reference']['cpu_ms']:.2f}"]
+            cells += [f"{c[m]['ms']:.2f} / {c[m]['cpu_ms']:.2f}" for m in extra]
+            print(f"| {row['tcp_sockets']:.0f} | " + " | ".join(cells) + " |")
+
+    print("\nGoals:")
+    for row in results:
+        c = row["contenders"]
+        ratio = c["exporter"]["ms"] / c["reference"]["ms"]
+        line = f"  {row['tcp_sockets']:>7.0f} sockets: exporter/reference {ratio:.2f} (goal <= 1.2)"
+        if have_node:
+            line += (f", exporter/node_exporter {c['exporter']['ms'] / c['node_exporter']['ms']:.2f}"
+                     " (goal <= 0.5)")
+        print(line)
+    if len(results) > 1:
+        growth = (results[-1]["exporter_rss_kib"] - results[0]["exporter_rss_kib"]) / 1024
+        body_growth = results[-1]["exporter_body_bytes"] - results[0]["exporter_body_bytes"]
+        print(f"  exporter RSS growth {results[0]['tcp_sockets']:.0f} -> "
+              f"{results[-1]['tcp_sockets']:.0f} sockets: {growth:.2f} MiB (goal <= 2)")
+        print(f"  /metrics body growth: {body_growth:+d} bytes (goal: does not grow with sockets)")
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
+def check(results):
+    """Functional checks: every contender counted the same TCP sockets (within
+    the few HTTP connections the run itself opens)."""
+    ok = True
+    for row in results:
+        ref = row["contenders"]["reference"]["tcp"]
+        for name, entry in row["contenders"].items():
+            if abs(entry["tcp"] - ref) > 10:
+                print(f"FAIL at {row['size']}: {name} counted {entry['tcp']:.0f} TCP sockets, "
+                      f"reference {ref:.0f}")
+                ok = False
+        if row["exporter_body_bytes"] <= 0:
+            print(f"FAIL at {row['size']}: empty exporter body")
+            ok = False
+    return ok
+
+
+def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+        worker_main(json.loads(sys.argv[2]))
+        return 0
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", default="1000,10000,100000,250000",
+                   help="TCP socket counts, ascending (default %(default)s)")
+    p.add_argument("--rounds", type=int, default=7, help="measurements per contender and size")
+    p.add_argument("--build-dir", default=os.path.join(REPO, "build-bench"))
+    p.add_argument("--exporter", help="socket_exporter binary (skips the build)")
+    p.add_argument("--reference", help="reference_dump binary (skips the build)")
+    p.add_argument("--extra-modes", default="",
+                   help="more reference_dump modes to time, e.g. v2,v2-parallel,states-parallel,"
+                        "split-parallel")
+    p.add_argument("--no-node-exporter", action="store_true")
+    p.add_argument("--json", help="also write the results to this file")
+    p.add_argument("--smoke", action="store_true",
+                   help="1000 sockets, 3 rounds, no node_exporter install (ctest)")
+    args = p.parse_args()
+    if args.smoke:
+        args.sizes, args.rounds = "1000", 3
+    args.sizes = [int(s) for s in args.sizes.split(",")]
+    args.extra_modes = [m for m in args.extra_modes.split(",") if m]
+    if args.sizes != sorted(args.sizes):
+        p.error("--sizes must be ascending (the population only grows)")
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        results, have_node = run(args)
+    except SkipRun as e:
+        print(f"SKIP: {e}")
+        return SKIP
+    report(results, args, have_node)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"date": time.strftime("%Y-%m-%d"), "kernel": platform.release(),
+                       "rounds": args.rounds, "results": results}, f, indent=2)
+    ok = check(results)
+    print("bench: " + ("ok" if ok else "FAILED"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,293 @@
+#include "exporter/netns_scraper.h"
+
+#include <sched.h>
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "collectors/registry.h"
+#include "exporter/collector_pass.h"
+
+namespace socket_exporter {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// /proc/net follows the process's main thread; this follows the worker.
+constexpr const char* kThreadNetRoot = "/proc/thread-self";
+
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& name : names) {
+    if (!out.empty()) out += ',';
+    out += name;
+  }
+  return out;
+}
+
+// What one namespace's pass produced, filled on the worker thread.
+struct NamespaceResult {
+  const NetnsEntry* entry = nullptr;
+  bool gone = false;  // vanished since discovery: no series, no failure
+  bool ok = false;
+  std::string error;  // why it could not be entered
+  PassOutcome pass;
+  Clock::duration duration{};
+};
+
+struct NamespaceTask {
+  const NetnsEntry* entry;
+  std::vector<PassCollector> collectors;
+  SocketSource* source;
+};
+
+// Runs on the worker thread: enters each namespace in turn and runs its pass.
+void RunTasks(const std::vector<NamespaceTask>& tasks, std::vector<NamespaceResult>& results,
+              const std::shared_ptr<const Config>& config, const std::string& procfs_root,
+              const NetnsDiscoveryOptions& discovery, std::uint64_t own_inode) {
+  std::uint64_t current = own_inode;
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    const NamespaceTask& task = tasks[i];
+    NamespaceResult& result = results[i];
+    result.entry = task.entry;
+    const auto start = Clock::now();
+    if (task.entry->inode != current) {
+      auto fd = OpenNamespace(*task.entry, discovery);
+      if (!fd) {
+        result.error = fd.error().message;
+      } else if (!fd->valid()) {
+        result.gone = true;
+      } else if (::setns(fd->get(), CLONE_NEWNET) != 0) {
+        result.error = fmt::format("setns: {}", std::strerror(errno));
+      } else {
+        current = task.entry->inode;
+      }
+    }
+    if (!result.gone && result.error.empty()) {
+      ScrapeContext context{config, procfs_root, kThreadNetRoot};
+      result.pass = RunCollectorPass(context, task.collectors, task.source,
+                                     fmt::format(" in netns {}", task.entry->label));
+      result.ok = result.pass.stream_ok;
+      for (const PassRun& run : result.pass.runs) result.ok = result.ok && run.ok;
+    }
+    result.duration = Clock::now() - start;
+  }
+}
+
+// Appends every family of `from` to `into` with the netns label added,
+// merging families that share a name (one HELP/TYPE per name in the text
+// format).
+class FamilyMerger {
+ public:
+  explicit FamilyMerger(std::vector<prometheus::MetricFamily>& into) : into_(into) {}
+  void Add(std::vector<prometheus::MetricFamily>& from, const std::string& netns) {
+    for (prometheus::MetricFamily& family : from) {
+      for (prometheus::ClientMetric& metric : family.metric) {
+        metric.label.push_back({"netns", netns});
+      }
+      auto [it, inserted] = index_.try_emplace(family.name, into_.size());
+      if (inserted) {
+        into_.push_back(std::move(family));
+        continue;
+      }
+      auto& metrics = into_[it->second].metric;
+      for (auto& metric : family.metric) metrics.push_back(std::move(metric));
+    }
+  }
+
+ private:
+  std::vector<prometheus::MetricFamily>& into_;
+  std::unordered_map<std::string, std::size_t> index_;
+};
+
+}  // namespace
+
+NetnsScraper::NetnsScraper(NetnsScraperOptions options)
+    : options_(std::move(options)),
+      discovery_options_{options_.procfs_root, options_.netns_dir, "/proc/self/ns/net"} {}
+
+const std::vector<NetnsEntry>& NetnsScraper::Discover(const Config& config, NetnsOutcome& outcome) {
+  const bool privileged = HasCapSysAdmin();
+  const auto now = Clock::now();
+  const auto ttl = std::chrono::seconds(config.netns.cache_seconds);
+  if (have_cache_ && cache_privileged_ == privileged && now - cached_at_ < ttl) {
+    if (!privileged) outcome.ok = false;
+    return cached_;
+  }
+  have_cache_ = false;
+  if (!privileged) {
+    if (!logged_unprivileged_) {
+      spdlog::warn(
+          "netns: the exporter lacks CAP_SYS_ADMIN, which setns() into another network namespace "
+          "needs: only its own namespace (netns=\"host\") is scraped and "
+          "socket_exporter_collector_success{{collector=\"netns\"}} is 0");
+      logged_unprivileged_ = true;
+    }
+    outcome.ok = false;
+    auto own = DescribeOwnNamespace(discovery_options_);
+    cached_.clear();
+    if (own) {
+      cached_.push_back(std::move(*own));
+    } else {
+      spdlog::error("netns: {}", own.error().message);
+    }
+  } else {
+    logged_unprivileged_ = false;
+    auto found = DiscoverNamespaces(discovery_options_);
+    if (found) {
+      cached_ = std::move(*found);
+      last_discovery_error_.clear();
+    } else {
+      if (found.error().message != last_discovery_error_) {
+        spdlog::error("netns: discovery failed, scraping only the own namespace: {}",
+                      found.error().message);
+        last_discovery_error_ = found.error().message;
+      }
+      outcome.ok = false;
+      cached_.clear();
+      if (auto own = DescribeOwnNamespace(discovery_options_)) cached_.push_back(std::move(*own));
+      return cached_;  // not cached: retried at the next scrape
+    }
+  }
+  have_cache_ = true;
+  cache_privileged_ = privileged;
+  cached_at_ = now;
+  return cached_;
+}
+
+NetnsScraper::NamespaceState& NetnsScraper::StateFor(
+    std::uint64_t inode, const std::vector<std::string>& socket_collectors) {
+  NamespaceState& state = states_[inode];
+  for (const std::string& name : socket_collectors) {
+    if (state.collectors.contains(name)) continue;
+    for (const CollectorInfo& info : AllCollectors()) {
+      if (info.name == name) state.collectors.emplace(name, info.make());
+    }
+  }
+  if (!state.source) {
+    state.source = options_.make_source ? options_.make_source()
+                                        : MakeSocketSource(options_.source, kThreadNetRoot);
+  }
+  return state;
+}
+
+NetnsOutcome NetnsScraper::Collect(const std::shared_ptr<const Config>& config,
+                                   const std::vector<std::string>& socket_collectors) {
+  const auto start = Clock::now();
+  NetnsOutcome outcome;
+  const std::vector<NetnsEntry>& entries = Discover(*config, outcome);
+  const NetnsSelection selection = SelectNamespaces(entries, config->netns);
+
+  std::uint64_t own_inode = 0;
+  for (const NetnsEntry& entry : entries) {
+    if (entry.is_own) own_inode = entry.inode;
+  }
+
+  std::vector<NamespaceTask> tasks;
+  std::set<std::uint64_t> selected_inodes;
+  for (const NetnsEntry* entry : selection.selected) {
+    NamespaceState& state = StateFor(entry->inode, socket_collectors);
+    NamespaceTask task{entry, {}, state.source.get()};
+    for (const std::string& name : socket_collectors) {
+      auto it = state.collectors.find(name);
+      if (it != state.collectors.end()) task.collectors.push_back({it->first, it->second.get()});
+    }
+    tasks.push_back(std::move(task));
+    selected_inodes.insert(entry->inode);
+  }
+  // Namespaces no longer selected take their collectors (and series) along.
+  std::erase_if(states_, [&](const auto& item) { return !selected_inodes.contains(item.first); });
+
+  // One dedicated thread: setns() moves only the calling thread, and the
+  // caller (an HTTP thread) must stay where it is.
+  std::vector<NamespaceResult> results(tasks.size());
+  std::thread worker(RunTasks, std::cref(tasks), std::ref(results), std::cref(config),
+                     std::cref(options_.procfs_root), std::cref(discovery_options_), own_inode);
+  worker.join();
+
+  using prometheus::MetricType;
+  std::vector<prometheus::MetricFamily>& out = outcome.families;
+  FamilyMerger merger(out);
+  std::size_t vanished = 0;
+  for (NamespaceResult& result : results) {
+    const NetnsEntry& entry = *result.entry;
+    if (result.gone) {
+      ++vanished;
+      states_.erase(entry.inode);
+      continue;
+    }
+    if (!result.error.empty()) {
+      outcome.ok = false;
+      if (logged_failures_.insert(entry.inode).second) {
+        spdlog::warn("netns: cannot enter namespace {} (inode {}): {}", entry.label, entry.inode,
+                     result.error);
+      }
+      continue;
+    }
+    logged_failures_.erase(entry.inode);
+    if (!result.ok) outcome.ok = false;
+    for (const PassRun& run : result.pass.runs) {
+      NetnsCollectorRun& total = outcome.runs[std::string(run.name)];
+      total.ok = total.ok && run.ok;
+      total.duration += run.duration;
+    }
+    if (result.pass.streamed && result.pass.stream_ok) {
+      outcome.scanned.push_back({entry.label, result.pass.source_name, result.pass.stats.records});
+      outcome.dump_interrupted += result.pass.stats.dump_interrupted;
+    }
+    merger.Add(result.pass.families, entry.label);
+  }
+
+  auto info = AddFamily(out, "socket_exporter_netns_info",
+                        "Identifies a scraped network namespace: its names under /var/run/netns, "
+                        "nsfs inode, one process in it with its command name and container ID; "
+                        "always 1.",
+                        MetricType::Gauge);
+  auto success = AddFamily(out, "socket_exporter_netns_scrape_success",
+                           "1 if the namespace was entered and every socket collector succeeded "
+                           "in it, 0 otherwise.",
+                           MetricType::Gauge);
+  auto duration = AddFamily(out, "socket_exporter_netns_scrape_duration_seconds",
+                            "Time spent entering the namespace and running the socket "
+                            "collectors in it.",
+                            MetricType::Gauge);
+  for (const NamespaceResult& result : results) {
+    if (result.gone) continue;
+    const NetnsEntry& entry = *result.entry;
+    AddGauge(info,
+             {{"netns", entry.label},
+              {"name", JoinNames(entry.names)},
+              {"inode", std::to_string(entry.inode)},
+              {"pid", entry.pid > 0 ? std::to_string(entry.pid) : std::string()},
+              {"comm", entry.comm},
+              {"container_id", entry.container_id}},
+             1.0);
+    AddGauge(success, {{"netns", entry.label}}, result.ok ? 1.0 : 0.0);
+    AddGauge(duration, {{"netns", entry.label}}, Seconds(result.duration));
+  }
+  AddGauge(AddFamily(out, "socket_exporter_netns_discovered",
+                     "Network namespaces found on the host (before include/exclude and "
+                     "max_namespaces); 1 without CAP_SYS_ADMIN.",
+                     MetricType::Gauge),
+           {}, static_cast<double>(entries.size()));
+  auto skipped = AddFamily(out, "socket_exporter_netns_skipped",
+                           "Discovered namespaces not scraped this time: reason=\"filtered\" by "
+                           "netns.include/exclude, \"max_namespaces\" beyond the limit, "
+                           "\"vanished\" gone between discovery and their turn.",
+                           MetricType::Gauge);
+  AddGauge(skipped, {{"reason", "filtered"}}, static_cast<double>(selection.filtered));
+  AddGauge(skipped, {{"reason", "max_namespaces"}}, static_cast<double>(selection.over_limit));
+  AddGauge(skipped, {{"reason", "vanished"}}, static_cast<double>(vanished));
+  if (vanished > 0) have_cache_ = false;  // rediscover next time
+  outcome.duration = Clock::now() - start;
+  return outcome;
+}
+
+}  // namespace socket_exporter

@@ -1,0 +1,104 @@
+// Invariant checks shared by the fuzz targets. A failed check prints what was
+// wrong and aborts, which libFuzzer reports as a crash and saves the input.
+//
+// Thread safety: stateless; libFuzzer runs a target on one thread.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "collectors/classifier.h"
+#include "collectors/socket_record.h"
+#include "config/config.h"
+
+namespace socket_exporter::fuzz {
+
+[[noreturn]] inline void CheckFailed(const char* file, int line, const char* condition,
+                                     const std::string& detail) {
+  std::fprintf(stderr, "%s:%d: fuzz invariant violated: %s\n  %s\n", file, line, condition,
+               detail.c_str());
+  std::abort();
+}
+
+#define FUZZ_CHECK(condition, detail)                                         \
+  do {                                                                        \
+    if (!(condition)) {                                                       \
+      ::socket_exporter::fuzz::CheckFailed(__FILE__, __LINE__, #condition, (detail)); \
+    }                                                                         \
+  } while (false)
+
+class CollectingSink : public SocketSink {
+ public:
+  void OnSocket(const SocketRecord& record) override { records.push_back(record); }
+  std::vector<SocketRecord> records;
+};
+
+inline bool SameRecord(const SocketRecord& a, const SocketRecord& b) {
+  return a.protocol == b.protocol && a.family == b.family && a.state == b.state &&
+         a.local == b.local && a.remote == b.remote && a.local_port == b.local_port &&
+         a.remote_port == b.remote_port && a.rqueue == b.rqueue && a.wqueue == b.wqueue &&
+         a.uid == b.uid && a.inode == b.inode;
+}
+
+inline std::string Describe(const SocketRecord& r) {
+  char text[256];
+  std::snprintf(text, sizeof(text),
+                "proto=%d family=%d state=%u local=%s:%u (family %d) remote=%s:%u (family %d) "
+                "rq=%u wq=%u uid=%u inode=%llu",
+                static_cast<int>(r.protocol), static_cast<int>(r.family), r.state,
+                r.local.ToString().c_str(), r.local_port, static_cast<int>(r.local.family),
+                r.remote.ToString().c_str(), r.remote_port, static_cast<int>(r.remote.family),
+                r.rqueue, r.wqueue, r.uid, static_cast<unsigned long long>(r.inode));
+  return text;
+}
+
+// What every record from any source must satisfy, whatever the input: the
+// protocol asked for, one family for the socket and both its addresses, and
+// an IPv4 address only in the first 4 of its 16 bytes.
+inline void CheckRecordShape(const SocketRecord& r, Protocol protocol) {
+  FUZZ_CHECK(r.protocol == protocol, Describe(r));
+  FUZZ_CHECK(r.family == Family::kIpv4 || r.family == Family::kIpv6, Describe(r));
+  FUZZ_CHECK(r.local.family == r.family && r.remote.family == r.family, Describe(r));
+  if (r.family == Family::kIpv4) {
+    for (std::size_t i = 4; i < 16; ++i) {
+      FUZZ_CHECK(r.local.bytes[i] == 0 && r.remote.bytes[i] == 0, Describe(r));
+    }
+  }
+  FUZZ_CHECK(!StateName(r.protocol, r.state).empty(), Describe(r));
+}
+
+// Runs records through the classifier the way a scrape does and checks that
+// every answer indexes the config correctly and follows the README's rules.
+inline void CheckClassification(const std::shared_ptr<const Config>& config,
+                                const std::vector<SocketRecord>& records) {
+  Classifier classifier(config);
+  for (const SocketRecord& r : records) {
+    const Classification c = classifier.Classify(r);
+    const std::string what = Describe(r);
+    FUZZ_CHECK(c.port_range < config->port_ranges.size(), what);
+    const PortInterval range = config->port_ranges[c.port_range].ports;
+    FUZZ_CHECK(range.first <= c.service_port && c.service_port <= range.last, what);
+    FUZZ_CHECK(c.service <= config->services.size(), what);
+    if (c.service != 0) {
+      const ServiceConfig& service = config->services[c.service - 1u];
+      FUZZ_CHECK(r.protocol == Protocol::kTcp ? service.tcp : service.udp, what);
+      bool listed = false;
+      for (const PortInterval& ports : service.ports) {
+        listed = listed || (ports.first <= c.service_port && c.service_port <= ports.last);
+      }
+      FUZZ_CHECK(listed, what);
+    }
+    if (c.is_listener) FUZZ_CHECK(IsListener(r), what);
+    if (c.direction == Direction::kInbound) {
+      FUZZ_CHECK(c.service_port == r.local_port, what);
+    } else {
+      FUZZ_CHECK(c.direction == Direction::kOutbound && c.service_port == r.remote_port, what);
+      FUZZ_CHECK(!HasNoPeer(r) && !IsListener(r), what);
+    }
+  }
+}
+
+}  // namespace socket_exporter::fuzz
