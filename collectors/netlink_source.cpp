@@ -219,7 +219,9 @@ Result<SourceStats> NetlinkSource::Stream(SocketSink& sink) {
   last_tcp_legacy_ = false;
   delivered_ = 0;
 
-  const int fd = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  const int fd = options_.open_socket
+                     ? options_.open_socket()
+                     : ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
   if (fd < 0) {
     const int error = errno;
     return FailWithErrno(error, "netlink: cannot open a NETLINK_SOCK_DIAG socket: " +

@@ -42,6 +42,12 @@ struct NetlinkSourceOptions {
   // hanging it.
   std::chrono::milliseconds receive_timeout{5000};
   NetlinkDatagramRecorder recorder;
+  // Fault injection for tests only: opens the socket Stream() talks to, in
+  // place of a NETLINK_SOCK_DIAG socket; returns an fd, which Stream()
+  // closes, or -1 with errno set. hostile_inputs_test passes a
+  // NETLINK_CONNECTOR socket, which takes the request and never answers, to
+  // prove that receive_timeout bounds a scrape.
+  std::function<int()> open_socket;
 };
 
 class NetlinkSource : public SocketSource {

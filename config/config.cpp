@@ -568,8 +568,9 @@ class Parser {
     for (const auto& [value, value_text] : {std::pair{*first, first_text}, {*last, last_text}}) {
       if (value > kMaxPort) {
         // A hostile number can be megabytes of digits.
-        Error(field, fmt::format("port {} is out of range 0-65535",
-                                 value_text.size() <= 20 ? std::string(value_text) : Quote(value_text)));
+        const std::string shown =
+            value_text.size() <= 20 ? std::string(value_text) : Quote(value_text);
+        Error(field, fmt::format("port {} is out of range 0-65535", shown));
         return std::nullopt;
       }
     }
@@ -671,8 +672,8 @@ class Parser {
     for (std::size_t i : order) {
       const PortInterval ports = *entries[i].ports;
       if (ports.first <= covered_to) {
-        const PortInterval overlap{
-            ports.first, static_cast<std::uint16_t>(std::min<std::int64_t>(ports.last, covered_to))};
+        const auto overlap_last = std::min<std::int64_t>(ports.last, covered_to);
+        const PortInterval overlap{ports.first, static_cast<std::uint16_t>(overlap_last)};
         // Reported on whichever of the two comes later in the file.
         const std::size_t earlier = std::min(i, furthest);
         const std::size_t later = std::max(i, furthest);
@@ -690,7 +691,8 @@ class Parser {
       }
     }
     if (covered_to < kMaxPort) {
-      gaps.push_back({static_cast<std::uint16_t>(covered_to + 1), static_cast<std::uint16_t>(kMaxPort)});
+      gaps.push_back(
+          {static_cast<std::uint16_t>(covered_to + 1), static_cast<std::uint16_t>(kMaxPort)});
     }
     // With a broken entry the gaps are probably its ports: do not guess.
     if (!all_ports_known || gaps.empty()) return;
@@ -710,10 +712,10 @@ class Parser {
   // One service's interval, for the per-protocol overlap sweep.
   struct Claim {
     PortInterval ports;
-    std::size_t service;  // index into service_names_
+    std::size_t service;  // index into the service list
     std::size_t seq;      // file order
     Position pos;
-    std::size_t path;  // index into claim_paths_
+    std::size_t path;  // index into the list of claim paths
   };
 
   void ParseServices(const Field& field) {
@@ -726,7 +728,7 @@ class Parser {
                                field.node.size(), kMaxServices));
     }
     std::array<std::vector<Claim>, 2> claims;  // [0]=tcp [1]=udp
-    std::vector<std::string> service_names;    // as written, for messages
+    std::vector<std::string> service_names;    // quoted as written, for messages
     std::vector<std::string> claim_paths;
     std::unordered_map<std::string, Position> names;
     std::size_t index = 0;

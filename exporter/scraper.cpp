@@ -202,6 +202,13 @@ ScrapeOutcome Scraper::RunCollection() const {
         prometheus::MetricType::Counter);
     AddCounter(interrupted, {}, static_cast<double>(dump_interrupted_total_));
   }
+  ++collections_total_;
+  auto collections = AddFamily(
+      outcome.families, "socket_exporter_collections_total",
+      "Collections run: each reads the socket tables once. Scrapes that arrive while one runs "
+      "share its result and do not add to this.",
+      prometheus::MetricType::Counter);
+  AddCounter(collections, {}, static_cast<double>(collections_total_));
   auto build = AddFamily(outcome.families, "socket_exporter_build_info",
                           "Build information of socket_exporter; the value is always 1.",
                           prometheus::MetricType::Gauge);

@@ -95,6 +95,9 @@ class Scraper : public prometheus::Collectable {
   // pass when it is enabled).
   mutable std::unique_ptr<NetnsScraper> netns_;
   mutable std::uint64_t dump_interrupted_total_ = 0;
+  // Collections run (socket_exporter_collections_total): scrapes that shared
+  // a running collection do not add to it.
+  mutable std::uint64_t collections_total_ = 0;
 };
 
 }  // namespace socket_exporter

@@ -164,7 +164,7 @@ std::string Count(double value) {
   return fmt::format("{}", static_cast<std::uint64_t>(std::max(value, 0.0)));
 }
 
-std::string Ratio(double value) { return fmt::format("{:.4f}", value); }
+std::string Ratio(double value) { return fmt::format("{:.6f}", value); }
 
 // Rows of strings printed with one width per column (the widest cell), two
 // spaces between columns and no trailing blanks. Holds only summary rows,

@@ -47,7 +47,11 @@ Result<std::vector<ListenAddress>> ParseListenAddresses(std::string_view value);
 struct WebOptions {
   std::string listen_address = ":19375";  // one or several, comma-separated
   std::string telemetry_path = "/metrics";
-  int threads = 4;
+  // CivetWeb serves one connection per thread; a request waiting for a free
+  // thread is not yet "arrived" for the Scraper and cannot share the running
+  // collection. 16 lets that many simultaneous scrapers share one table walk
+  // (tests/integration/test_concurrent_scrapes.py); an idle thread costs ~0.1 MiB.
+  int threads = 16;
   // TLS and basic auth; null means plain HTTP without authentication.
   std::shared_ptr<const WebConfig> web_config;
   FrontEnd::Settings front_end;

@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
   python3 iproute2 curl procps prometheus
+  python3-yaml strace shellcheck file dpkg-dev
 )
 
 missing=()

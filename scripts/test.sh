@@ -1,13 +1,91 @@
 #!/usr/bin/env bash
-# Installs dependencies, builds with warnings as errors, and runs every test:
-# unit tests, then integration tests (namespaces, real sockets, ss, promtool,
-# prometheus). Integration tests skip with a message where they cannot run
-# (no root); CI runs as root.
-set -euo pipefail
+# Installs dependencies, then runs every CI stage. Integration tests skip with
+# a message where they cannot run (no root); CI runs as root.
+#
+# Stages, in order (SOCKET_EXPORTER_STAGES selects some, comma-separated;
+# default: all of them):
+#   unit         build-test/ (g++, -Werror), ctest -L unit
+#   integration  build-test/, ctest -L integration except the load test
+#   load         build-test/, the load test (test_load.py: 50 scrapers, 60 s)
+#   asan         build-asan/ (-DSOCKET_EXPORTER_SANITIZE=ON: ASan + UBSan,
+#                g++), every ctest test, leaks and UB fatal
+#   fuzz         scripts/fuzz.sh: libFuzzer targets (clang) in build-fuzz/,
+#                20000 runs each (SOCKET_EXPORTER_FUZZ_BUDGET to change)
+# Arguments are passed to every ctest run, e.g. `./scripts/test.sh -R config`.
+#
+#   SOCKET_EXPORTER_STAGES=unit,integration ./scripts/test.sh    quick
+#   SOCKET_EXPORTER_LOAD_SECONDS=10 ./scripts/test.sh             shorter load test
+#
+# Every selected stage runs even if an earlier one failed; the summary at the
+# end gives each stage's result and time, and the exit code is 1 if any
+# failed. docs/robustness.md lists the measured stage times.
+set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-build="$root/build-test"
-"$root/scripts/install-deps.sh"
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOCKET_EXPORTER_WERROR=ON >/dev/null
-cmake --build "$build" -j"$(nproc)"
-cd "$build"
-ctest --output-on-failure --timeout 900 "$@"
+stages="${SOCKET_EXPORTER_STAGES:-unit,integration,load,asan,fuzz}"
+jobs=$(nproc)
+
+"$root/scripts/install-deps.sh" || exit 1
+
+selected() { [[ ",$stages," == *",$1,"* ]]; }
+for stage in ${stages//,/ }; do
+  case "$stage" in
+    unit | integration | load | asan | fuzz) ;;
+    *) echo "test.sh: unknown stage '$stage' (unit, integration, load, asan, fuzz)" >&2; exit 2 ;;
+  esac
+done
+
+summary=()
+failed=0
+# run_stage NAME COMMAND...: runs one stage, records its result and time.
+run_stage() {
+  local name=$1 start=$SECONDS
+  shift
+  echo "==== stage $name"
+  if "$@"; then
+    summary+=("$(printf '%-12s ok     %5d s' "$name" $((SECONDS - start)))")
+  else
+    summary+=("$(printf '%-12s FAILED %5d s' "$name" $((SECONDS - start)))")
+    failed=1
+  fi
+}
+
+# build DIR CMAKE_ARGS...: configures and builds everything in DIR, once.
+declare -A built=()
+build() {
+  local dir=$1
+  shift
+  [[ -n "${built[$dir]:-}" ]] && return "${built[$dir]}"
+  cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOCKET_EXPORTER_WERROR=ON "$@" \
+    >/dev/null && cmake --build "$dir" -j"$jobs"
+  built[$dir]=$?
+  return "${built[$dir]}"
+}
+
+normal="$root/build-test"
+asan="$root/build-asan"
+load_test='^integration\.test_load$'
+
+stage_unit() { build "$normal" && (cd "$normal" && ctest --output-on-failure --timeout 900 -L unit "$@"); }
+stage_integration() {
+  build "$normal" && (cd "$normal" && ctest --output-on-failure --timeout 900 -L integration \
+    -E "$load_test" "$@")
+}
+stage_load() { build "$normal" && (cd "$normal" && ctest --output-on-failure --timeout 900 -R "$load_test" "$@"); }
+stage_asan() {
+  build "$asan" -DSOCKET_EXPORTER_SANITIZE=ON || return 1
+  # Leaks and undefined behaviour fail the test that hit them. Tests read
+  # SOCKET_EXPORTER_SANITIZED to skip what the sanitizers make meaningless
+  # (test_load's RSS bound: ASan's quarantine holds freed memory).
+  (cd "$asan" && ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:detect_stack_use_after_return=0" \
+    UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" SOCKET_EXPORTER_SANITIZED=1 \
+    ctest --output-on-failure --timeout 1800 "$@")
+}
+stage_fuzz() { "$root/scripts/fuzz.sh" "${SOCKET_EXPORTER_FUZZ_BUDGET:-20000}"; }
+
+for stage in unit integration load asan fuzz; do
+  selected "$stage" && run_stage "$stage" "stage_$stage" "$@"
+done
+
+echo "==== summary (stages: $stages)"
+printf '%s\n' "${summary[@]}"
+exit "$failed"

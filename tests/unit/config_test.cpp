@@ -132,8 +132,8 @@ TEST(ConfigDefaultTest, EmbeddedDefaultParses) {
   EXPECT_EQ(config->port_ranges[2].name, "dynamic");
 
   const std::vector<std::tuple<std::string, std::uint16_t, std::uint16_t>> expected = {
-      {"ftp", 20, 21},  {"ssh", 22, 22},   {"telnet", 23, 23}, {"smtp", 25, 25},
-      {"dns", 53, 53},  {"dhcp", 67, 68},  {"tftp", 69, 69},   {"http", 80, 80},
+      {"ftp", 20, 21},    {"ssh", 22, 22},    {"telnet", 23, 23}, {"smtp", 25, 25},
+      {"dns", 53, 53},    {"dhcp", 67, 68},   {"tftp", 69, 69},   {"http", 80, 80},
       {"pop3", 110, 110}, {"imap", 143, 143}, {"snmp", 161, 161}, {"https", 443, 443}};
   ASSERT_EQ(config->services.size(), expected.size());
   for (std::size_t i = 0; i < expected.size(); ++i) {
@@ -272,7 +272,8 @@ TEST(ConfigParseTest, AcceptedForms) {
   EXPECT_EQ(ServiceAt(*config, 1, 8001), "alt");
   EXPECT_EQ(ServiceAt(*config, 0, 8001), "other");
   EXPECT_EQ(ServiceAt(*config, 1, 8003), "other");
-  EXPECT_EQ(config->collectors, (std::map<std::string, bool>{{"netns", true}, {"ephemeral", false}}));
+  EXPECT_EQ(config->collectors,
+            (std::map<std::string, bool>{{"netns", true}, {"ephemeral", false}}));
   EXPECT_EQ(config->ephemeral.top_destinations, 0u);
   EXPECT_EQ(config->ephemeral.max_tracked_destinations, 10000000u);
   EXPECT_EQ(config->ephemeral.utilization_thresholds, (std::vector<double>{1, 0.25, 0.001}));
@@ -599,13 +600,13 @@ TEST(ConfigPerProtocolTest, SameProtocolIsAnError) {
 
 TEST(ConfigReportTest, AllErrorsReportedSortedByPosition) {
   const std::string report = ErrorsOf(
-      "servces: []\n"                       // 1
-      "services:\n"                         // 2
-      "  - {name: a, ports: [80]}\n"        // 3
-      "  - {name: b, ports: [80]}\n"        // 4: conflict, found after line 5's error
-      "  - {name: Bad, ports: [90]}\n"      // 5
-      "collectors: {netns: maybe}\n"        // 6
-      "limits: {max_series: 1}\n");         // 7
+      "servces: []\n"                   // 1
+      "services:\n"                     // 2
+      "  - {name: a, ports: [80]}\n"    // 3
+      "  - {name: b, ports: [80]}\n"    // 4: conflict, found after line 5's error
+      "  - {name: Bad, ports: [90]}\n"  // 5
+      "collectors: {netns: maybe}\n"    // 6
+      "limits: {max_series: 1}\n");     // 7
   EXPECT_EQ(report,
             "test.yaml:1:1: unknown key 'servces', did you mean 'services'?\n"
             "test.yaml:4:23: services[1].ports[0]: port 80 of service 'b' is already assigned "
@@ -668,8 +669,7 @@ TEST(ConfigHostileTest, DeepFlowNesting) {
   EXPECT_EQ(ErrorsOf("a: " + std::string(100000, '{')),
             "test.yaml:1:68: YAML is nested more than 64 levels deep");
   // Brackets inside quotes and comments are not nesting.
-  EXPECT_EQ(ErrorsOf("# " + std::string(1000, '[') + "\nlimits: {max_series: 10}\n"),
-            "<no error>");
+  EXPECT_EQ(ErrorsOf("# " + std::string(1000, '[') + "\nlimits: {max_series: 10}\n"), "<no error>");
   EXPECT_LT(SecondsSince(start), 5.0);
 }
 
@@ -681,7 +681,9 @@ TEST(ConfigHostileTest, DeepBlockNesting) {
   compact += "1\n";
   // ...and by indentation (2000 levels, ~2 MB).
   std::string indented = "a:\n";
-  for (int i = 1; i <= 2000; ++i) indented += std::string(static_cast<std::size_t>(i), ' ') + "b:\n";
+  for (int i = 1; i <= 2000; ++i) {
+    indented += std::string(static_cast<std::size_t>(i), ' ') + "b:\n";
+  }
   const auto start = std::chrono::steady_clock::now();
   for (const std::string& yaml : {compact, indented}) {
     const std::string report = ErrorsOf(yaml);
@@ -734,8 +736,8 @@ TEST(ConfigHostileTest, FiveThousandServices) {
   std::string yaml = "services:\n";
   for (int i = 0; i < 5000; ++i) {
     const int port = 1024 + i * 10;
-    yaml += "  - name: svc" + std::to_string(i) + "\n    ports: [" + std::to_string(port) +
-            ", \"" + std::to_string(port + 1) + "-" + std::to_string(port + 5) + "\"]\n";
+    yaml += "  - name: svc" + std::to_string(i) + "\n    ports: [" + std::to_string(port) + ", \"" +
+            std::to_string(port + 1) + "-" + std::to_string(port + 5) + "\"]\n";
   }
   auto start = std::chrono::steady_clock::now();
   const auto config = MustParse(yaml);

@@ -176,7 +176,9 @@ TEST(SocketViewList, ColumnsAlignOnEveryLine) {
     ASSERT_GT(line.size(), starts.back()) << line;
     for (std::size_t i = 0; i < starts.size(); ++i) {
       EXPECT_NE(line[starts[i]], ' ') << "column " << i << " of: " << line;
-      if (starts[i] > 0) EXPECT_EQ(line[starts[i] - 1], ' ') << "column " << i << " of: " << line;
+      if (starts[i] > 0) {
+        EXPECT_EQ(line[starts[i] - 1], ' ') << "column " << i << " of: " << line;
+      }
     }
     EXPECT_NE(line.back(), ' ') << "trailing blank: " << line;
   }
