@@ -49,7 +49,9 @@
 namespace {
 
 constexpr std::size_t kBufferSize = 64 * 1024;  // the kernel sends <= ~32 KiB per read
-constexpr std::uint32_t kAllTcpStates = ((1U << 14) - 1) & ~1U;  // states 1..13, as the exporter
+// States 1..13, as the exporter asks (13 = bound-inactive, kernel 6.8+).
+// --states-mask overrides it, for experiments.
+std::uint32_t kAllTcpStates = ((1U << 14) - 1) & ~1U;
 constexpr std::uint32_t kEstablished = 1U << 1;
 
 struct Count {
@@ -227,12 +229,14 @@ int main(int argc, char** argv) {
       mode = argv[++i];
     } else if (arg == "--repeat" && i + 1 < argc) {
       repeat = std::atoi(argv[++i]);
+    } else if (arg == "--states-mask" && i + 1 < argc) {
+      kAllTcpStates = static_cast<std::uint32_t>(std::strtoul(argv[++i], nullptr, 0));
     } else if (arg == "--states") {
       print_states = true;
     } else {
       std::fprintf(stderr,
                    "usage: reference_dump [--mode legacy|v2|v2-parallel|states-parallel|"
-                   "split-parallel] [--repeat N] [--states]\n");
+                   "split-parallel] [--repeat N] [--states] [--states-mask MASK]\n");
       return 2;
     }
   }

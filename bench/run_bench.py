@@ -10,12 +10,16 @@ It builds the exporter and the reference loop (cmake, into BUILD, default
 fresh network namespace, and in it:
 
   * a socket population, grown size by size: worker processes (at most
-    ~19,400 sockets each, RLIMIT_NOFILE 20000) that each listen on their own
-    ports (IPv4 and IPv6), connect to themselves and accept, so every
-    connection is two ESTABLISHED sockets; every 10th client half-closes
-    (FIN_WAIT2 / CLOSE_WAIT). About 1/4 of the connections are IPv6. Plus a
-    little UDP (unconnected and connected). ip_local_port_range is widened
-    to 1024-65535 so no destination runs out of ports;
+    ~19,600 sockets each, RLIMIT_NOFILE 20000; as many as the largest size
+    needs, started at the first size, so listening ports and destinations are
+    the same at every size) that each listen on two ports (IPv4 and IPv6),
+    connect to themselves and accept, so every connection is two sockets;
+    every 10th client half-closes (FIN_WAIT2 / CLOSE_WAIT), the rest stay
+    ESTABLISHED. 1/4 of the connections are IPv6; the IPv4 ones go to three
+    destination addresses. Plus about 2% UDP (half unconnected, half
+    connected). ip_local_port_range is widened to 1024-65535 so no
+    destination runs out of ports. No TIME_WAIT: it expires after 60 s and
+    the population must stay the same while the contenders take turns;
   * three contenders, run alternately (the order rotates every round) on the
     same population:
       exporter       GET /metrics of socket_exporter with its default
@@ -65,14 +69,21 @@ FILES_PER_PROCESS = 20000
 # stdio and Python's own descriptors, under FILES_PER_PROCESS.
 MAX_PAIRS_PER_WORKER = 9600
 LISTEN_PORTS_PER_WORKER = 2
-UDP_PER_WORKER_MIN = 20
+# Below the widened ephemeral range (1024-65535), so clients never hold them.
+LISTEN_PORT_BASE = 200
+# UDP: per worker, one unconnected and one connected socket per UDP_EVERY
+# connections (at least UDP_MIN_PER_WORKER of each): about 2% of the sockets.
+UDP_EVERY = 50
+UDP_MIN_PER_WORKER = 2
 
 
 # ---- population worker (runs as a separate process) -------------------------
 
 def worker_main(spec):
-    """Builds spec["pairs"] loopback connections (both ends held), listeners and
-    UDP sockets, prints READY <json>, and holds them until killed."""
+    """Listens on spec["ports"] (IPv4 and IPv6), opens spec["udp"] unconnected
+    and as many connected UDP sockets, prints READY <json>; then, for every
+    line "grow N" on stdin, makes N more loopback connections (both ends held)
+    and prints "OK <pairs so far>". Holds everything until killed."""
     resource.setrlimit(resource.RLIMIT_NOFILE, (FILES_PER_PROCESS, FILES_PER_PROCESS))
     held = []
     targets = []  # (family, address, port, listener)
@@ -93,37 +104,48 @@ def worker_main(spec):
             targets.append((socket.AF_INET, f"127.0.0.{last}", port, l4))
         targets.append((socket.AF_INET6, "::1", port, l6))
 
-    remaining = spec["pairs"]
+    udp = 0
+
+    def add_udp(target):
+        """One unconnected (bound) and one connected UDP socket per step."""
+        nonlocal udp
+        while udp < target:
+            family = socket.AF_INET6 if udp % 4 == 3 else socket.AF_INET
+            local = "::1" if family == socket.AF_INET6 else "127.0.0.1"
+            u = socket.socket(family, socket.SOCK_DGRAM)
+            u.bind((local, 0))
+            c = socket.socket(family, socket.SOCK_DGRAM)
+            c.connect((local, 5353))
+            held.extend((u, c))
+            udp += 1
+
+    add_udp(UDP_MIN_PER_WORKER)
     made = 0
-    while remaining > 0:
-        chunk = min(remaining, 1024)
-        pending = {}
-        for i in range(chunk):
-            family, address, port, listener = targets[(made + i) % len(targets)]
-            c = socket.socket(family, socket.SOCK_STREAM)
-            c.connect((address, port))
-            held.append(c)
-            if (made + i) % 10 == 9:
-                c.shutdown(socket.SHUT_WR)  # client FIN_WAIT2, server CLOSE_WAIT
-            pending[listener] = pending.get(listener, 0) + 1
-        for listener, count in pending.items():
-            for _ in range(count):
-                conn, _ = listener.accept()
-                held.append(conn)
-        made += chunk
-        remaining -= chunk
-
-    for i in range(spec["udp"]):
-        family = socket.AF_INET6 if i % 4 == 3 else socket.AF_INET
-        u = socket.socket(family, socket.SOCK_DGRAM)
-        u.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
-        held.append(u)
-        c = socket.socket(family, socket.SOCK_DGRAM)
-        c.connect(("::1" if family == socket.AF_INET6 else "127.0.0.1", 5353))
-        held.append(c)
-
-    print("READY" + json.dumps({"pairs": made, "sockets": len(held)}), flush=True)
+    print("READY" + json.dumps({"sockets": len(held)}), flush=True)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    for line in sys.stdin:
+        remaining = int(line.split()[1])
+        while remaining > 0:
+            # Connect a chunk, then accept it: a chunk stays under the backlog.
+            chunk = min(remaining, 1024)
+            pending = {}
+            for i in range(chunk):
+                family, address, port, listener = targets[(made + i) % len(targets)]
+                c = socket.socket(family, socket.SOCK_STREAM)
+                c.connect((address, port))
+                held.append(c)
+                if (made + i) % 10 == 9:
+                    c.shutdown(socket.SHUT_WR)  # client FIN_WAIT2, server CLOSE_WAIT
+                pending[listener] = pending.get(listener, 0) + 1
+            for listener, count in pending.items():
+                for _ in range(count):
+                    conn, _ = listener.accept()
+                    held.append(conn)
+            made += chunk
+            remaining -= chunk
+        add_udp(made // UDP_EVERY)
+        print(f"OK {made}", flush=True)
+    # stdin closed: the driver is gone; hold until killed anyway.
     while True:
         time.sleep(3600)
 
@@ -345,37 +367,51 @@ def find_node_exporter(install):
 
 
 class Population:
-    """Worker processes holding the sockets; grows to a target TCP count."""
+    """Worker processes holding the sockets. The shape is fixed by the largest
+    size -- the same workers, listening ports, destinations and UDP sockets at
+    every size -- so that only the connection count changes between sizes."""
 
-    def __init__(self, cleanup):
+    def __init__(self, cleanup, largest):
         self.cleanup = cleanup
-        self.workers = 0
-        self.tcp_sockets = 0  # as built (listeners + both ends of each pair)
-
-    def grow_to(self, tcp_target):
-        plans = []
-        need = tcp_target - self.tcp_sockets
-        while need > 0:
-            listeners = 2 * LISTEN_PORTS_PER_WORKER
-            pairs = max(1, min(MAX_PAIRS_PER_WORKER, (need - listeners) // 2))
-            ports = [1000 + self.workers * LISTEN_PORTS_PER_WORKER + i
-                     for i in range(LISTEN_PORTS_PER_WORKER)]
-            if ports[-1] > 9000:
-                raise RuntimeError("too many workers for the listener port plan")
-            plans.append({"pairs": pairs, "ports": ports,
-                          "udp": max(UDP_PER_WORKER_MIN, pairs // 100)})
-            self.workers += 1
-            need -= listeners + 2 * pairs
-        started = []
-        for plan in plans:
-            p = self.cleanup.spawn([sys.executable, os.path.abspath(__file__), "--worker",
-                                    json.dumps(plan)], stdout=subprocess.PIPE, text=True)
-            started.append((p, plan))
-        for p, plan in started:
+        per_worker = 2 * MAX_PAIRS_PER_WORKER
+        self.workers = []
+        for w in range(max(1, -(-largest // per_worker))):
+            plan = {"ports": [LISTEN_PORT_BASE + w * LISTEN_PORTS_PER_WORKER + i
+                              for i in range(LISTEN_PORTS_PER_WORKER)]}
+            p = cleanup.spawn([sys.executable, os.path.abspath(__file__), "--worker",
+                               json.dumps(plan)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+            self.workers.append(p)
+        for p in self.workers:
             line = p.stdout.readline()
             if not line.startswith("READY"):
                 raise RuntimeError(f"population worker failed (exit {p.poll()}): {line!r}")
-            self.tcp_sockets += 2 * LISTEN_PORTS_PER_WORKER + 2 * plan["pairs"]
+        self.listeners = len(self.workers) * 2 * LISTEN_PORTS_PER_WORKER
+        self.pairs = [0] * len(self.workers)
+
+    def tcp_sockets(self):
+        return self.listeners + 2 * sum(self.pairs)
+
+    def grow_to(self, tcp_target):
+        """Adds connections, spread evenly over the workers, until the
+        population holds about tcp_target TCP sockets."""
+        total_pairs = max(0, (tcp_target - self.listeners) // 2)
+        n = len(self.workers)
+        asked = []
+        for i, p in enumerate(self.workers):
+            want = total_pairs // n + (1 if i < total_pairs % n else 0)
+            if want > MAX_PAIRS_PER_WORKER:
+                raise RuntimeError("population plan exceeds the per-process file limit")
+            more = want - self.pairs[i]
+            if more > 0:
+                p.stdin.write(f"grow {more}\n")
+                p.stdin.flush()
+                asked.append((i, p))
+        for i, p in asked:  # the workers connect in parallel
+            line = p.stdout.readline()
+            if not line.startswith("OK"):
+                raise RuntimeError(f"population worker failed (exit {p.poll()}): {line!r}")
+            self.pairs[i] = int(line.split()[1])
 
 
 def run(args):
@@ -415,12 +451,12 @@ def run(args):
         for mode in args.extra_modes:
             contenders.append(ReferenceContender(f"ref:{mode}", reference, mode))
 
-        population = Population(cleanup)
+        population = Population(cleanup, args.sizes[-1])
         for size in args.sizes:
             t0 = time.monotonic()
             population.grow_to(size)
             print(f"\n== {size} TCP sockets (population built in {time.monotonic() - t0:.1f} s, "
-                  f"{population.workers} worker processes)", flush=True)
+                  f"{len(population.workers)} worker processes)", flush=True)
             for c in contenders:  # warm up: first scrape allocates, fills caches
                 c.measure()
             samples = {c.name: [] for c in contenders}
@@ -454,6 +490,14 @@ def run(args):
             print(f"  exporter RSS {row['exporter_rss_kib']} KiB (peak {row['exporter_hwm_kib']}),"
                   f" body {row['exporter_body_bytes']} bytes", flush=True)
             results.append(row)
+        if args.hold:
+            print(f"\nholding namespace {netns} (exporter :{EXPORTER_PORT}, node_exporter "
+                  f":{NODE_EXPORTER_PORT}); Ctrl-C or SIGTERM cleans up", flush=True)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
     finally:
         cleanup.run()
     return results, node_exporter is not None
@@ -550,6 +594,9 @@ def main():
                         "split-parallel")
     p.add_argument("--no-node-exporter", action="store_true")
     p.add_argument("--json", help="also write the results to this file")
+    p.add_argument("--hold", action="store_true",
+                   help="after measuring, keep the namespace and population for profiling "
+                        "(ip netns exec se-bench-PID ...) until Ctrl-C")
     p.add_argument("--smoke", action="store_true",
                    help="1000 sockets, 3 rounds, no node_exporter install (ctest)")
     args = p.parse_args()

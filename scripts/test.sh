@@ -19,6 +19,7 @@
 # Every selected stage runs even if an earlier one failed; the summary at the
 # end gives each stage's result and time, and the exit code is 1 if any
 # failed. docs/robustness.md lists the measured stage times.
+# shellcheck disable=SC2317  # the stage_* functions are called through run_stage
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 stages="${SOCKET_EXPORTER_STAGES:-unit,integration,load,asan,fuzz}"

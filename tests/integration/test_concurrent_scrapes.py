@@ -123,6 +123,7 @@ for batch in range(BATCHES):
     res.check(seen and seen[0] == before + 1 and len(seen) <= 2 and seen[-1] <= before + 2,
               f"batch {batch}: {SCRAPERS} simultaneous scrapes ran 1 collection (at most 2)",
               f"collections_total before {before}, in the answers {seen}")
+    print(f"     batch {batch}: collections_total before {before}, in the answers {seen}")
     by_collection = {}
     for s in parsed:
         by_collection.setdefault(collections(s), set()).add(durations(s))

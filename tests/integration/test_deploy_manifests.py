@@ -15,7 +15,9 @@ run against the real tools where this machine has them:
   the exporter makes (strace, while serving, scraped, reloaded, stopped) is
   allowed by the unit's SystemCallFilter; and the unit's command run as an
   unprivileged user with no_new_privs: every default collector succeeds,
-  which is why the unit needs no capabilities.
+  which is why the unit needs no capabilities; with the capabilities of
+  the netns drop-in the unit documents, the netns collector reaches a
+  namespace held only by a process, and with fewer it does not.
 - Grafana: the dashboard JSON (unique ids, panels on the 24-column grid
   without overlap, every query through the data source variable, the
   instance variable) and the provisioning file.
@@ -427,6 +429,62 @@ if os.geteuid() == 0 and shutil.which("setpriv"):
               f"exit {code}")
     scanned = sum(v for n, l, v in parse_exposition(body) if n == "socket_exporter_sockets_scanned")
     res.check(scanned >= 1, "and it sees the host's sockets (at least its own listener)", str(scanned))
+
+    # The netns drop-in documented in the unit: with exactly its capabilities
+    # (as ambient capabilities of uid 65534, no_new_privs) the netns
+    # collector reaches a namespace held only by a process (a container's,
+    # with no name under /var/run/netns); without them it fails.
+    collectors = set(re.findall(r"--collector\.([a-z_]+)",
+                                subprocess.run([args.exporter, "--help"], capture_output=True,
+                                               text=True).stdout))
+    with open(unit_path) as f:
+        m = re.search(r"^#\s+AmbientCapabilities=(.+)$", f.read(), re.M)
+    dropin_caps = [c.lower().removeprefix("cap_") for c in m.group(1).split()] if m else []
+    if "netns" in collectors and dropin_caps and shutil.which("unshare"):
+        holder = subprocess.Popen(["unshare", "--net", "sleep", "120"])
+
+        def stop_holder():
+            if holder.poll() is None:
+                holder.kill()
+                holder.wait(5)
+        _cleanups.append(stop_holder)
+        own = os.stat("/proc/self/ns/net").st_ino
+        inode = wait_for(lambda: (os.stat(f"/proc/{holder.pid}/ns/net").st_ino != own
+                                  and os.stat(f"/proc/{holder.pid}/ns/net").st_ino),
+                         what="unshare to enter its namespace")
+        caps = ",".join("+" + c for c in dropin_caps)
+
+        def netns_once(cap_args):
+            r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                "--no-new-privs", *cap_args, exporter_copy, "--once",
+                                "--collector.netns", f"--config.file={config_copy}"],
+                               capture_output=True, text=True, timeout=60)
+            samples = parse_exposition(r.stdout) if r.stdout else []
+            ok = {l["collector"]: v for n, l, v in samples
+                  if n == "socket_exporter_collector_success"}.get("netns")
+            seen = any(l.get("inode") == str(inode) for _, l, _ in samples)
+            return ok, seen, r.stderr[-1500:]
+
+        ok, seen, err = netns_once([f"--inh-caps=-all,{caps}", f"--ambient-caps=-all,{caps}",
+                                    f"--bounding-set=-all,{caps}"])
+        res.check(ok == 1.0 and seen, f"with the drop-in's capabilities ({', '.join(dropin_caps)}) "
+                  "as uid 65534 the netns collector reaches a process-only namespace",
+                  f"success={ok} seen={seen}\n{err}")
+        ok, seen, err = netns_once(["--inh-caps=-all", "--bounding-set=-all"])
+        res.check(ok == 0.0 and not seen, "without them it cannot (so they are needed)",
+                  f"success={ok} seen={seen}")
+        if "sys_ptrace" in dropin_caps:
+            # Named namespaces (/var/run/netns) open without it; a process's
+            # /proc/PID/ns/net of another user needs ptrace read access.
+            fewer = ",".join("+" + c for c in dropin_caps if c != "sys_ptrace")
+            ok, seen, err = netns_once([f"--inh-caps=-all,{fewer}", f"--ambient-caps=-all,{fewer}",
+                                        f"--bounding-set=-all,{fewer}"])
+            res.check(not seen, "without sys_ptrace the process-only namespace is not reached",
+                      f"success={ok} seen={seen}")
+        stop_holder()
+    else:
+        print("NOT CHECKED the netns drop-in's capabilities: no netns collector in this build, "
+              "no drop-in in the unit, or no unshare")
 else:
     print("NOT CHECKED unprivileged run of the unit's command: needs root and setpriv")
 

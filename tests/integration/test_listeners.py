@@ -260,7 +260,7 @@ workdir = tempfile.mkdtemp(prefix="se-listeners-")
 _cleanups.append(lambda: shutil.rmtree(workdir, ignore_errors=True))
 config_path = os.path.join(workdir, "config.yaml")
 with open(config_path, "w") as f:
-    f.write("listeners:\n  top_other_ports: 2\n")
+    f.write("services:\n  - name: ssh\n    ports: [22]\nlisteners:\n  top_other_ports: 2\n")
 d = Driver(ns)
 d.do("listen", addr="0.0.0.0", port=22, backlog=128)
 for port, queued in ((9001, 1), (9002, 4), (9003, 2), (9004, 3)):

@@ -172,7 +172,8 @@ TEST_F(ListenersCollectorTest, ConfiguredServicesAreNamed) {
 }
 
 TEST_F(ListenersCollectorTest, TopOtherPortsBoundsTheSeriesAndFoldsTheRest) {
-  auto config = ParseConfig("listeners:\n  top_other_ports: 3\n", "test.yaml");
+  auto config = ParseConfig(
+      "services:\n  - name: ssh\n    ports: [22]\nlisteners:\n  top_other_ports: 3\n", "test.yaml");
   ASSERT_TRUE(config.has_value()) << config.error().message;
   std::vector<SocketRecord> records{
       Listener("0.0.0.0", 22, 0, 128),   // a service: always its own series
@@ -188,6 +189,7 @@ TEST_F(ListenersCollectorTest, TopOtherPortsBoundsTheSeriesAndFoldsTheRest) {
   records.push_back(Tcp(kTcpSynRecv, "127.0.0.1", 9006, "10.0.0.1", 1235));
   auto out = Scrape(records, *config);
   // Kept: 22 (service), 9001 (0.5), 9005 (0.4, 8 queued), 9002 (0.4, 4 queued).
+  EXPECT_EQ(Value(out, "socket_listen_queue_limit", Series("ipv4", "22", "ssh")), 128);
   EXPECT_EQ(Ports(out, "socket_listen_queue_length"),
             (std::vector<std::string>{"22", "9001", "9001", "9002", "9005", "other"}));
   EXPECT_EQ(Value(out, "socket_listen_queue_length", Series("ipv6", "9001")), 5);
@@ -214,7 +216,8 @@ TEST_F(ListenersCollectorTest, AQueueWithoutLimitRanksAsFull) {
 }
 
 TEST_F(ListenersCollectorTest, ZeroTopOtherPortsFoldsEveryUnnamedPort) {
-  auto config = ParseConfig("listeners:\n  top_other_ports: 0\n", "test.yaml");
+  auto config = ParseConfig(
+      "services:\n  - name: http\n    ports: [80]\nlisteners:\n  top_other_ports: 0\n", "test.yaml");
   ASSERT_TRUE(config.has_value()) << config.error().message;
   auto out = Scrape({Listener("0.0.0.0", 80, 0, 10), Listener("0.0.0.0", 9001, 1, 10),
                      Listener("::1", 9002, 2, 10)},

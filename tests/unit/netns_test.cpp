@@ -188,17 +188,17 @@ TEST(NetnsConfigTest, Errors) {
             "test.yaml:3:19: netns.max_namespaces: expected an integer between 1 and 10000, got "
             "'0'\n"
             "test.yaml:4:12: netns.include: expected a list of patterns (shell globs such as "
-            "'cni-*'), got 'cni-*'\n"
+            "'cni-*'), got the string 'cni-*'\n"
             "test.yaml:5:3: netns: unknown key 'exclud', did you mean 'exclude'?");
   EXPECT_EQ(ErrorsOf("netns:\n  exclude: ['', 'a/b', '[abc', 'x\\', {a: 1}, 'ok', 'ok']\n"),
-            "test.yaml:2:14: netns.exclude[0]: expected a pattern, got an empty string\n"
-            "test.yaml:2:18: netns.exclude[1]: pattern 'a/b' contains '/', which no namespace "
+            "test.yaml:2:13: netns.exclude[0]: expected a pattern, got an empty string\n"
+            "test.yaml:2:17: netns.exclude[1]: pattern 'a/b' contains '/', which no namespace "
             "name or container ID can contain\n"
-            "test.yaml:2:25: netns.exclude[2]: pattern '[abc': '[' at position 1 is never closed "
+            "test.yaml:2:24: netns.exclude[2]: pattern '[abc': '[' at position 1 is never closed "
             "by ']'\n"
-            "test.yaml:2:33: netns.exclude[3]: pattern 'x\\': ends with an unescaped '\\'\n"
-            "test.yaml:2:39: netns.exclude[4]: expected a pattern (a string), got a map\n"
-            "test.yaml:2:53: netns.exclude[6]: duplicate pattern 'ok'");
+            "test.yaml:2:32: netns.exclude[3]: pattern 'x\\': ends with an unescaped '\\'\n"
+            "test.yaml:2:38: netns.exclude[4]: expected a pattern (a string), got a map\n"
+            "test.yaml:2:52: netns.exclude[6]: duplicate pattern 'ok'");
   EXPECT_EQ(ErrorsOf("netns: [1]\n"), "test.yaml:1:8: netns: expected a map, got a list");
   // ']' right after '[' is a member, so this bracket is closed by the second.
   EXPECT_EQ(ErrorsOf("netns: {include: ['[]x]*', '[!]]']}\n"), "<no error>");

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <map>
 #include <string>
 
 namespace socket_exporter {
@@ -15,6 +16,8 @@ namespace {
 constexpr char kCorrectHorse[] = "$2b$04$Bt/6YMDc4QwMQJiJxT9O1eFUwZv9K6b73UtcI61pidx82OGQ8XqVG";
 constexpr char kUtf8WithColon[] = "$2b$04$iNMJEE3pBVLZpNE6iloPtOIGRu4yySvzGlrqygVy/LBAPzJ4sKD8u";
 constexpr char kTwoA[] = "$2a$05$PVt5yZUbeFd/vkE/JBayS.tNQ6bKJw4JFeYQQzh59LrQhdr3Q0QHK";
+
+using Users = std::map<std::string, std::string, std::less<>>;
 
 std::string Base64(const std::string& in) {
   static const char kAlphabet[] =
@@ -65,7 +68,7 @@ TEST(BasicAuthorizationTest, ParsesTheHeader) {
 }
 
 TEST(BasicAuthorizationTest, RejectsMalformedHeaders) {
-  for (const std::string header :
+  for (const std::string& header :
        {std::string(""), std::string("Basic"), std::string("Bearer ") + Base64("a:b"),
         std::string("Basic ") + Base64("no colon"), std::string("Basic YWJj"),  // "abc"
         std::string("Basic YWI6Yw"),                                          // unpadded
@@ -96,14 +99,14 @@ TEST(BcryptTest, VerifiesHashesFromAnotherImplementation) {
 }
 
 TEST(BasicAuthenticatorTest, OffWithoutUsers) {
-  BasicAuthenticator auth({});
+  BasicAuthenticator auth(Users{});
   EXPECT_FALSE(auth.enabled());
   EXPECT_TRUE(auth.Check(nullptr));
   EXPECT_TRUE(auth.Check("Basic garbage"));
 }
 
 TEST(BasicAuthenticatorTest, ChecksCredentialsAndCachesOnlySuccesses) {
-  BasicAuthenticator auth({{"alice", kCorrectHorse}, {"bob", kTwoA}});
+  BasicAuthenticator auth(Users{{"alice", kCorrectHorse}, {"bob", kTwoA}});
   EXPECT_TRUE(auth.enabled());
   EXPECT_FALSE(auth.Check(nullptr));
   EXPECT_FALSE(auth.Check(""));
@@ -127,7 +130,7 @@ TEST(BasicAuthenticatorTest, CachedChecksSkipBcrypt) {
   // Cost 12 takes hundreds of milliseconds: a cached check must not.
   // Password "slow"; made with Python's crypt module.
   constexpr char kCost12[] = "$2b$12$ZqQ6aiPXZ.sUewgyZr5nJ.4.rxYupZgnUp6lpHI/3QO0q.nn7wDLS";
-  BasicAuthenticator auth({{"p", kCost12}});
+  BasicAuthenticator auth(Users{{"p", kCost12}});
   const std::string header = Header("p", "slow");
   const auto t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE(auth.Check(header.c_str()));
