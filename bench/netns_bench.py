@@ -53,13 +53,14 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 HOLDER = r"""
 import resource, socket, sys, time, signal
-conns = int(sys.argv[1])
-resource.setrlimit(resource.RLIMIT_NOFILE, (2 * conns + 1000, 2 * conns + 1000))
+conns, base_port = int(sys.argv[1]), int(sys.argv[2])
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 listeners = []
 for i in range(%d):
     l = socket.socket()
     l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    l.bind(("127.0.0.1", 9000 + i))
+    l.bind(("127.0.0.1", base_port + i))
     l.listen(4096)
     listeners.append(l)
 held = []
@@ -95,15 +96,29 @@ def make_namespace(name):
                     "net.ipv4.ip_local_port_range=1024 65000"], check=True)
 
 
-def start_holder(name, connections):
-    p = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, "-c", HOLDER,
-                          str(connections)], stdout=subprocess.PIPE, text=True)
+# Connections per holder process: two descriptors each, under the
+# RLIMIT_NOFILE hard limit (20000 here; raising it needs CAP_SYS_RESOURCE).
+MAX_CONNECTIONS_PER_HOLDER = 9000
 
-    def stop():
-        p.kill()
-        p.wait()
-    cleanups.append(stop)
-    return p
+
+def start_holders(name, connections):
+    """Processes in namespace `name` holding `connections` loopback
+    connections (2 sockets each) plus LISTENERS listeners per process."""
+    holders = []
+    base_port = 65100  # above ip_local_port_range: no client can hold it
+    while connections > 0:
+        n = min(connections, MAX_CONNECTIONS_PER_HOLDER)
+        p = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, "-c", HOLDER, str(n),
+                              str(base_port)], stdout=subprocess.PIPE, text=True)
+
+        def stop(p=p):
+            p.kill()
+            p.wait()
+        cleanups.append(stop)
+        holders.append(p)
+        connections -= n
+        base_port += LISTENERS
+    return holders
 
 
 def wait_ready(holders):
@@ -255,12 +270,9 @@ def main():
     # ---- one namespace ----
     print(f"population: {args.sockets} sockets in 1 namespace", file=sys.stderr)
     make_namespace("senb-one")
-    holders = []
-    per = conns_total // 4
-    for i in range(4):  # four holders: one process per 25k sockets
-        holders.append(start_holder("senb-one", per if i < 3 else conns_total - 3 * per))
+    holders = start_holders("senb-one", conns_total)
     wait_ready(holders)
-    expected = 2 * conns_total + LISTENERS * 4
+    expected = 2 * conns_total + LISTENERS * len(holders)
     contenders = [("plain", Exporter(args.exporter, [], netns="senb-one"))]
     for source in sources:
         contenders.append((f"netns-one[{source}]",
@@ -284,9 +296,9 @@ def main():
     for i in range(args.namespaces):
         name = f"senb-{i:02d}"
         make_namespace(name)
-        holders.append(start_holder(name, per_ns))
+        holders += start_holders(name, per_ns)
     wait_ready(holders)
-    expected = 2 * per_ns * args.namespaces + LISTENERS * args.namespaces
+    expected = 2 * per_ns * args.namespaces + LISTENERS * len(holders)
     contenders = []
     for source in sources:
         contenders.append((f"netns-many[{source}]",

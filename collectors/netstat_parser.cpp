@@ -67,8 +67,9 @@ Result<std::map<std::string, std::uint64_t>> ParseNetstat(std::string_view text)
     }
     const Line& values = lines[i + 1];
     if (values.prefix != header.prefix) {
-      return Fail(fmt::format("line {}: value line \"{}:\" does not match header \"{}:\" of line {}",
-                              values.number, values.prefix, header.prefix, header.number));
+      return Fail(fmt::format(
+          "line {}: value line \"{}:\" does not match header \"{}:\" of line {}", values.number,
+          values.prefix, header.prefix, header.number));
     }
     if (values.words.size() != header.words.size()) {
       return Fail(fmt::format("line {}: {} values for the {} names of \"{}:\" on line {}",

@@ -19,7 +19,8 @@ constexpr CollectorInfo kCollectors[] = {
      &Make<ConnectionsCollector>},
     {"ephemeral", true, "ephemeral port use per destination, to predict connect() failures",
      &Make<EphemeralCollector>},
-    {"listeners", true, "accept queue length and limit per listening port, SYN backlog, listen overflows",
+    {"listeners", true,
+     "accept queue length and limit per listening port, SYN backlog, listen overflows",
      &Make<ListenersCollector>},
     {"netns", false,
      "run the socket collectors in every network namespace of the host (containers, pods), "

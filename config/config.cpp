@@ -69,8 +69,8 @@ constexpr std::array<std::string_view, 3> kEphemeralKeys = {
     "top_destinations", "max_tracked_destinations", "utilization_thresholds"};
 constexpr std::array<std::string_view, 1> kListenersKeys = {"top_other_ports"};
 constexpr std::array<std::string_view, 1> kLimitsKeys = {"max_series"};
-constexpr std::array<std::string_view, 4> kNetnsKeys = {"cache_seconds", "max_namespaces",
-                                                        "include", "exclude"};
+constexpr std::array<std::string_view, 5> kNetnsKeys = {"cache_seconds", "max_namespaces",
+                                                        "include", "exclude", "source"};
 // Longer than any namespace name (NAME_MAX) or container ID.
 constexpr std::size_t kMaxNetnsPatternLength = 256;
 constexpr std::array<std::string_view, 4> kKnownCollectors = {"connections", "ephemeral",
@@ -947,6 +947,17 @@ class Parser {
         netns.include = ParseGlobList(value);
       } else if (key == "exclude") {
         netns.exclude = ParseGlobList(value);
+      } else if (key == "source") {
+        const std::string text = value.node.IsScalar() ? value.node.Scalar() : std::string();
+        if (value.node.IsScalar() && text == "auto") {
+          netns.source = NetnsSource::kAuto;
+        } else if (value.node.IsScalar() && text == "netlink") {
+          netns.source = NetnsSource::kNetlink;
+        } else if (value.node.IsScalar() && text == "bpf") {
+          netns.source = NetnsSource::kBpf;
+        } else {
+          Expected(value, "'auto', 'netlink' or 'bpf'");
+        }
       } else {
         UnknownKey(field, key, key_pos, kNetnsKeys);
       }

@@ -50,6 +50,12 @@ struct ListenersConfig {
 
 // The netns collector (docs/netns.md): which network namespaces of the host
 // get their own socket pass.
+enum class NetnsSource : std::uint8_t {
+  kAuto,     // the BPF walk where it loads, else netlink per namespace
+  kNetlink,  // a netlink dump in each namespace (walks the shared table each time)
+  kBpf,      // the BPF walk; falls back to netlink (with a warning) if it cannot load
+};
+
 struct NetnsConfig {
   // Discovery (the /proc scan) is reused for this long; 0 = every scrape.
   // Namespaces are still opened, and vanished ones dropped, at every scrape.
@@ -62,6 +68,7 @@ struct NetnsConfig {
   // namespace matching any exclude pattern is dropped.
   std::vector<std::string> include;
   std::vector<std::string> exclude;
+  NetnsSource source = NetnsSource::kAuto;
 };
 
 struct LimitsConfig {

@@ -67,16 +67,15 @@ std::optional<int> ParseCommandLine(int argc, const char* const* argv, Options& 
           ->needs(list)
           ->group(group);
     };
-    filter("protocol", options.filter.protocol, "--list only sockets of protocol tcp or udp")
+    filter("protocol", options.filter.protocol, "Only sockets of protocol tcp or udp")
         ->check(CLI::IsMember({"tcp", "udp"}));
-    filter("family", options.filter.family, "--list only sockets of family ipv4 or ipv6")
+    filter("family", options.filter.family, "Only sockets of family ipv4 or ipv6")
         ->check(CLI::IsMember({"ipv4", "ipv6"}));
-    filter("state", options.filter.state, "--list only sockets in this state (label value)")
+    filter("state", options.filter.state, "Only sockets in this state (a state label value)")
         ->check(CLI::IsMember(StateLabelValues()));
-    filter("service", options.filter.service, "--list only sockets of this service_name");
-    filter("port", options.filter.port, "--list only sockets with this local or remote port, "
-                                        "N or N-M");
-    filter("direction", options.filter.direction, "--list only inbound or outbound sockets")
+    filter("service", options.filter.service, "Only sockets of this service_name");
+    filter("port", options.filter.port, "Only sockets with this local or remote port, N or N-M");
+    filter("direction", options.filter.direction, "Only inbound or outbound sockets")
         ->check(CLI::IsMember({"inbound", "outbound"}));
   }
 

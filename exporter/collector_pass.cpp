@@ -26,63 +26,83 @@ class FanOut : public SocketSink {
 
 }  // namespace
 
-PassOutcome RunCollectorPass(const ScrapeContext& context, std::span<const PassCollector> collectors,
-                             SocketSource* source, std::string_view where) {
-  PassOutcome outcome;
-  std::vector<Collector*> socket_collectors;
-  for (const PassCollector& entry : collectors) {
+CollectorPass::CollectorPass(ScrapeContext context, std::vector<PassCollector> collectors,
+                             std::string where)
+    : context_(std::move(context)), collectors_(std::move(collectors)), where_(std::move(where)) {}
+
+void CollectorPass::Begin() {
+  for (const PassCollector& entry : collectors_) {
     PassRun run{entry.name};
     const auto start = Clock::now();
-    if (auto begun = entry.collector->Begin(context); !begun) {
-      spdlog::error("collector {} failed{}: {}", entry.name, where, begun.error().message);
+    if (auto begun = entry.collector->Begin(context_); !begun) {
+      spdlog::error("collector {} failed{}: {}", entry.name, where_, begun.error().message);
       run.ok = false;
     } else if (entry.collector->UsesSockets()) {
-      socket_collectors.push_back(entry.collector);
+      socket_collectors_.push_back(entry.collector);
     }
     run.duration = Clock::now() - start;
-    outcome.runs.push_back(run);
+    outcome_.runs.push_back(run);
   }
+}
 
-  // One pass over the socket table feeds every socket collector.
-  Clock::duration pass_duration{};
-  if (!socket_collectors.empty() && source != nullptr) {
-    outcome.streamed = true;
-    const auto start = Clock::now();
-    FanOut fan_out(context.config, socket_collectors);
-    auto stats = source->Stream(fan_out);
-    pass_duration = Clock::now() - start;
-    outcome.source_name = source->Name();
-    if (!stats) {
-      outcome.stream_ok = false;
-      spdlog::error("reading the socket table ({}){} failed: {}", outcome.source_name, where,
-                    stats.error().message);
-    } else {
-      outcome.stats = *stats;
-    }
-  }
+SocketSink& CollectorPass::Sink() {
+  if (!sink_) sink_ = std::make_unique<FanOut>(context_.config, socket_collectors_);
+  return *sink_;
+}
 
-  for (std::size_t i = 0; i < collectors.size(); ++i) {
-    PassRun& run = outcome.runs[i];
+void CollectorPass::Streamed(bool ok, const SourceStats& stats, std::string source_name,
+                             Clock::duration duration) {
+  outcome_.streamed = true;
+  outcome_.stream_ok = ok;
+  outcome_.stats = stats;
+  outcome_.source_name = std::move(source_name);
+  pass_duration_ = duration;
+}
+
+PassOutcome CollectorPass::Finish() {
+  // A socket collector whose sockets never came (no source) has failed.
+  const bool sockets_ok = outcome_.streamed ? outcome_.stream_ok : !NeedsSockets();
+  for (std::size_t i = 0; i < collectors_.size(); ++i) {
+    PassRun& run = outcome_.runs[i];
     if (!run.ok) continue;
-    Collector* collector = collectors[i].collector;
+    Collector* collector = collectors_[i].collector;
     const bool uses_sockets = collector->UsesSockets();
-    if (uses_sockets && (!outcome.stream_ok || source == nullptr)) {
+    if (uses_sockets && !sockets_ok) {
       run.ok = false;
-      run.duration += pass_duration;
+      run.duration += pass_duration_;
       continue;
     }
     const auto start = Clock::now();
     std::vector<prometheus::MetricFamily> families;
     if (auto finished = collector->Finish(families); !finished) {
-      spdlog::error("collector {} failed{}: {}", run.name, where, finished.error().message);
+      spdlog::error("collector {} failed{}: {}", run.name, where_, finished.error().message);
       run.ok = false;
     } else {
-      for (auto& family : families) outcome.families.push_back(std::move(family));
+      for (auto& family : families) outcome_.families.push_back(std::move(family));
     }
     run.duration += Clock::now() - start;
-    if (uses_sockets) run.duration += pass_duration;
+    if (uses_sockets) run.duration += pass_duration_;
   }
-  return outcome;
+  return std::move(outcome_);
+}
+
+PassOutcome RunCollectorPass(const ScrapeContext& context, std::span<const PassCollector> collectors,
+                             SocketSource* source, std::string_view where) {
+  CollectorPass pass(context, std::vector<PassCollector>(collectors.begin(), collectors.end()),
+                     std::string(where));
+  pass.Begin();
+  // One pass over the socket table feeds every socket collector.
+  if (pass.NeedsSockets() && source != nullptr) {
+    const auto start = Clock::now();
+    auto stats = source->Stream(pass.Sink());
+    const auto duration = Clock::now() - start;
+    if (!stats) {
+      spdlog::error("reading the socket table ({}){} failed: {}", source->Name(), where,
+                    stats.error().message);
+    }
+    pass.Streamed(stats.has_value(), stats.value_or(SourceStats{}), source->Name(), duration);
+  }
+  return pass.Finish();
 }
 
 }  // namespace socket_exporter

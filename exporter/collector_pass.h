@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -45,5 +46,35 @@ struct PassOutcome {
 // `where` is appended to log messages ("" or " in netns X").
 PassOutcome RunCollectorPass(const ScrapeContext& context, std::span<const PassCollector> collectors,
                              SocketSource* source, std::string_view where = "");
+
+// The same run in phases, for a socket pass that is not a SocketSource's
+// Stream() (the netns collector's single BPF walk feeds many passes):
+//   Begin()  -- in the namespace whose kernel state the collectors read;
+//   Sink()   -- receives the sockets, if NeedsSockets();
+//   Streamed() once the sockets were delivered (or failed), then Finish().
+class CollectorPass {
+ public:
+  CollectorPass(ScrapeContext context, std::vector<PassCollector> collectors, std::string where);
+  CollectorPass(const CollectorPass&) = delete;
+  CollectorPass& operator=(const CollectorPass&) = delete;
+
+  void Begin();
+  bool NeedsSockets() const { return !socket_collectors_.empty(); }
+  SocketSink& Sink();
+  // ok: every socket was delivered; duration: the share of the socket pass
+  // charged to this pass's socket collectors.
+  void Streamed(bool ok, const SourceStats& stats, std::string source_name,
+                std::chrono::steady_clock::duration duration);
+  PassOutcome Finish();
+
+ private:
+  ScrapeContext context_;
+  std::vector<PassCollector> collectors_;
+  std::string where_;
+  std::vector<Collector*> socket_collectors_;
+  std::unique_ptr<SocketSink> sink_;
+  std::chrono::steady_clock::duration pass_duration_{};
+  PassOutcome outcome_;
+};
 
 }  // namespace socket_exporter

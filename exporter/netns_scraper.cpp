@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "collectors/bpf_socket_walk.h"
 #include "collectors/registry.h"
 #include "exporter/collector_pass.h"
 
@@ -45,39 +46,112 @@ struct NamespaceResult {
 struct NamespaceTask {
   const NetnsEntry* entry;
   std::vector<PassCollector> collectors;
-  SocketSource* source;
+  SocketSource* source;  // netlink mode
 };
 
-// Runs on the worker thread: enters each namespace in turn and runs its pass.
-void RunTasks(const std::vector<NamespaceTask>& tasks, std::vector<NamespaceResult>& results,
-              const std::shared_ptr<const Config>& config, const std::string& procfs_root,
-              const NetnsDiscoveryOptions& discovery, std::uint64_t own_inode) {
-  std::uint64_t current = own_inode;
+struct WorkerInput {
+  const std::vector<NamespaceTask>* tasks;
+  std::shared_ptr<const Config> config;
+  std::string procfs_root;
+  const NetnsDiscoveryOptions* discovery;
+  std::uint64_t own_inode;
+  BpfSocketWalk* walk;  // null: netlink in each namespace
+};
+
+// Enters the task's namespace unless the thread is already there. False
+// (with result.gone or result.error set) when it cannot.
+bool Enter(const NamespaceTask& task, NamespaceResult& result, const NetnsDiscoveryOptions& discovery,
+           std::uint64_t& current) {
+  if (task.entry->inode == current) return true;
+  auto fd = OpenNamespace(*task.entry, discovery);
+  if (!fd) {
+    result.error = fd.error().message;
+  } else if (!fd->valid()) {
+    result.gone = true;
+  } else if (::setns(fd->get(), CLONE_NEWNET) != 0) {
+    result.error = fmt::format("setns: {}", std::strerror(errno));
+  } else {
+    current = task.entry->inode;
+    return true;
+  }
+  return false;
+}
+
+void Conclude(NamespaceResult& result) {
+  result.ok = !result.pass.streamed || result.pass.stream_ok;
+  for (const PassRun& run : result.pass.runs) result.ok = result.ok && run.ok;
+}
+
+// Runs on the worker thread. Netlink: enters each namespace in turn and runs
+// its whole pass there. BPF: enters each namespace to Begin its collectors
+// (sysctls, /proc/thread-self/net), then one walk feeds every pass, then
+// Finish (which reads no kernel state).
+void RunTasks(const WorkerInput& in, std::vector<NamespaceResult>& results) {
+  const std::vector<NamespaceTask>& tasks = *in.tasks;
+  std::uint64_t current = in.own_inode;
+  std::vector<std::unique_ptr<CollectorPass>> passes(tasks.size());
   for (std::size_t i = 0; i < tasks.size(); ++i) {
     const NamespaceTask& task = tasks[i];
     NamespaceResult& result = results[i];
     result.entry = task.entry;
     const auto start = Clock::now();
-    if (task.entry->inode != current) {
-      auto fd = OpenNamespace(*task.entry, discovery);
-      if (!fd) {
-        result.error = fd.error().message;
-      } else if (!fd->valid()) {
-        result.gone = true;
-      } else if (::setns(fd->get(), CLONE_NEWNET) != 0) {
-        result.error = fmt::format("setns: {}", std::strerror(errno));
+    if (Enter(task, result, *in.discovery, current)) {
+      ScrapeContext context{in.config, in.procfs_root, kThreadNetRoot};
+      const std::string where = fmt::format(" in netns {}", task.entry->label);
+      if (in.walk == nullptr) {
+        result.pass = RunCollectorPass(context, task.collectors, task.source, where);
+        Conclude(result);
       } else {
-        current = task.entry->inode;
+        passes[i] = std::make_unique<CollectorPass>(context, task.collectors, where);
+        passes[i]->Begin();
       }
     }
-    if (!result.gone && result.error.empty()) {
-      ScrapeContext context{config, procfs_root, kThreadNetRoot};
-      result.pass = RunCollectorPass(context, task.collectors, task.source,
-                                     fmt::format(" in netns {}", task.entry->label));
-      result.ok = result.pass.stream_ok;
-      for (const PassRun& run : result.pass.runs) result.ok = result.ok && run.ok;
-    }
     result.duration = Clock::now() - start;
+  }
+  if (in.walk == nullptr) return;
+
+  // The one walk: route each socket to its namespace's pass by inode.
+  std::unordered_map<std::uint32_t, std::size_t> by_inode;
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    if (passes[i] && passes[i]->NeedsSockets()) {
+      by_inode.emplace(static_cast<std::uint32_t>(tasks[i].entry->inode), i);
+    }
+  }
+  std::vector<std::uint64_t> counts(tasks.size(), 0);
+  std::uint32_t last_inode = 0;
+  SocketSink* last_sink = nullptr;
+  std::size_t last_index = 0;
+  const auto start = Clock::now();
+  auto walked = in.walk->Walk([&](std::uint32_t inode) -> SocketSink* {
+    if (inode != last_inode || last_sink == nullptr) {
+      const auto it = by_inode.find(inode);
+      if (it == by_inode.end()) return nullptr;
+      last_inode = inode;
+      last_index = it->second;
+      last_sink = &passes[last_index]->Sink();
+    }
+    ++counts[last_index];
+    return last_sink;
+  });
+  const auto walk_duration = Clock::now() - start;
+  if (!walked) spdlog::error("netns: the BPF socket walk failed: {}", walked.error().message);
+  std::uint64_t total = 0;
+  for (std::uint64_t count : counts) total += count;
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    if (!passes[i]) continue;
+    const auto finish_start = Clock::now();
+    if (passes[i]->NeedsSockets()) {
+      // The walk's time, charged by each namespace's share of the sockets.
+      const auto share = total == 0 ? walk_duration / static_cast<long>(by_inode.size())
+                                    : std::chrono::duration_cast<Clock::duration>(
+                                          walk_duration * (static_cast<double>(counts[i]) /
+                                                           static_cast<double>(total)));
+      passes[i]->Streamed(walked.has_value(), SourceStats{counts[i], 0}, "bpf", share);
+      results[i].duration += share;
+    }
+    results[i].pass = passes[i]->Finish();
+    Conclude(results[i]);
+    results[i].duration += Clock::now() - finish_start;
   }
 }
 
@@ -162,6 +236,24 @@ const std::vector<NetnsEntry>& NetnsScraper::Discover(const Config& config, Netn
   return cached_;
 }
 
+BpfSocketWalk* NetnsScraper::BpfWalkFor(NetnsSource source) {
+  if (source == NetnsSource::kNetlink) return nullptr;
+  if (!bpf_ && !bpf_tried_) {
+    bpf_tried_ = true;
+    auto opened = BpfSocketWalk::Open();
+    if (opened) {
+      bpf_ = std::move(*opened);
+      spdlog::info("netns: reading every namespace's sockets in one BPF walk");
+    } else if (source == NetnsSource::kBpf) {
+      spdlog::warn("netns: netns.source is bpf but {}; using netlink in each namespace",
+                   opened.error().message);
+    } else {
+      spdlog::info("netns: {}; using netlink in each namespace", opened.error().message);
+    }
+  }
+  return bpf_.get();
+}
+
 NetnsScraper::NamespaceState& NetnsScraper::StateFor(
     std::uint64_t inode, const std::vector<std::string>& socket_collectors) {
   NamespaceState& state = states_[inode];
@@ -208,8 +300,9 @@ NetnsOutcome NetnsScraper::Collect(const std::shared_ptr<const Config>& config,
   // One dedicated thread: setns() moves only the calling thread, and the
   // caller (an HTTP thread) must stay where it is.
   std::vector<NamespaceResult> results(tasks.size());
-  std::thread worker(RunTasks, std::cref(tasks), std::ref(results), std::cref(config),
-                     std::cref(options_.procfs_root), std::cref(discovery_options_), own_inode);
+  const WorkerInput input{&tasks, config, options_.procfs_root, &discovery_options_, own_inode,
+                          BpfWalkFor(config->netns.source)};
+  std::thread worker(RunTasks, std::cref(input), std::ref(results));
   worker.join();
 
   using prometheus::MetricType;

@@ -40,6 +40,7 @@
 
 #include <prometheus/metric_family.h>
 
+#include "collectors/bpf_socket_walk.h"
 #include "collectors/collector.h"
 #include "collectors/netns_discovery.h"
 #include "collectors/socket_source.h"
@@ -95,6 +96,8 @@ class NetnsScraper {
   // in outcome when only a partial view is possible.
   const std::vector<NetnsEntry>& Discover(const Config& config, NetnsOutcome& outcome);
   NamespaceState& StateFor(std::uint64_t inode, const std::vector<std::string>& socket_collectors);
+  // The BPF walk if the config allows it and it loads (tried once), else null.
+  BpfSocketWalk* BpfWalkFor(NetnsSource source);
 
   const NetnsScraperOptions options_;
   const NetnsDiscoveryOptions discovery_options_;
@@ -106,6 +109,8 @@ class NetnsScraper {
   std::string last_discovery_error_;
   std::map<std::uint64_t, NamespaceState> states_;
   std::set<std::uint64_t> logged_failures_;  // inodes whose failure was logged
+  std::unique_ptr<BpfSocketWalk> bpf_;
+  bool bpf_tried_ = false;
 };
 
 }  // namespace socket_exporter

@@ -591,12 +591,32 @@ void WriteSummary(const std::vector<prometheus::MetricFamily>& families, const C
                   std::ostream& out) {
   const auto* scanned = FindFamily(families, "socket_exporter_sockets_scanned");
   if (scanned != nullptr && !scanned->metric.empty()) {
-    out << "Sockets scanned: " << Count(ValueOf(*scanned, scanned->metric.front())) << " (source "
-        << LabelOf(scanned->metric.front(), "source") << "), config " << config.source << "\n\n";
+    // One sample per source, or per namespace with the netns collector.
+    double total = 0;
+    std::vector<std::string> sources;
+    for (const auto& metric : scanned->metric) {
+      total += ValueOf(*scanned, metric);
+      const std::string source(LabelOf(metric, "source"));
+      if (!Contains(sources, source)) sources.push_back(source);
+    }
+    out << "Sockets scanned: " << Count(total) << " (source " << Join(sources) << "), config "
+        << config.source << "\n";
   } else {
-    out << "Sockets scanned: none (no collector reads sockets), config " << config.source
-        << "\n\n";
+    out << "Sockets scanned: none (no collector reads sockets), config " << config.source << "\n";
   }
+  // With the netns collector, every family carries a netns label: the
+  // tables then sum over the namespaces, as sum without (netns) would.
+  if (const auto* connections = FindFamily(families, "socket_connections")) {
+    std::vector<std::string> namespaces;
+    for (const auto& metric : connections->metric) {
+      const std::string netns(LabelOf(metric, "netns"));
+      if (!netns.empty() && !Contains(namespaces, netns)) namespaces.push_back(netns);
+    }
+    if (!namespaces.empty()) {
+      out << "Summed over " << namespaces.size() << " network namespaces (collector netns)\n";
+    }
+  }
+  out << '\n';
   WriteConnectionTables(families, config, out);
   WriteEphemeralTables(families, out);
 }

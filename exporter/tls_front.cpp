@@ -102,6 +102,11 @@ Result<TlsContextPtr> BuildTlsContext(const TlsServerConfig& config) {
                             config.cert_file, OpenSslErrors()));
   }
   if (SSL_CTX_use_PrivateKey_file(c, config.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    const unsigned long last = ERR_peek_last_error();
+    if (ERR_GET_LIB(last) == ERR_LIB_X509 && ERR_GET_REASON(last) == X509_R_KEY_VALUES_MISMATCH) {
+      return Fail(fmt::format("key_file \"{}\" does not belong to cert_file \"{}\": {}",
+                              config.key_file, config.cert_file, OpenSslErrors()));
+    }
     return Fail(fmt::format("key_file \"{}\": cannot load an unencrypted PEM private key: {}",
                             config.key_file, OpenSslErrors()));
   }
@@ -374,9 +379,13 @@ class Relay {
       pollfd fds[3] = {{client_events ? client_fd_ : -1, client_events, 0},
                        {backend_events ? backend_fd_ : -1, backend_events, 0},
                        {state_.stop_fd, POLLIN, 0}};
+      // Until the client has sent a first byte it gets no more time than a
+      // handshake: a connection that never asks anything goes soon.
+      const auto timeout = backend_fd_ < 0 ? state_.settings.handshake_timeout
+                                           : state_.settings.idle_timeout;
       int n;
       do {
-        n = ::poll(fds, 3, static_cast<int>(state_.settings.idle_timeout.count()));
+        n = ::poll(fds, 3, static_cast<int>(timeout.count()));
       } while (n < 0 && errno == EINTR);
       if (n <= 0 || fds[2].revents != 0) return false;  // idle timeout, error or stop
     }

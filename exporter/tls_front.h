@@ -7,8 +7,9 @@
 //
 // Robustness: at most max_connections relayed connections at once (further
 // ones are closed as soon as accepted); a client that does not finish the TLS
-// handshake within handshake_timeout, or sends and receives nothing for
-// idle_timeout, is dropped; every wait is a poll(), never a spin.
+// handshake and send its first bytes within handshake_timeout, or later sends
+// and receives nothing for idle_timeout, is dropped; every wait is a poll(),
+// never a spin.
 //
 // Only the relay may use the internal port: each of its outgoing sockets'
 // local ports is recorded in relay_ports(), which the HTTP layer checks so a
@@ -68,7 +69,9 @@ class FrontEnd {
  public:
   struct Settings {
     std::size_t max_connections = 64;
+    // From accept to the first request bytes (TLS handshake included).
     std::chrono::milliseconds handshake_timeout{10000};
+    // Afterwards, the longest time without a byte in either direction.
     std::chrono::milliseconds idle_timeout{60000};
   };
 

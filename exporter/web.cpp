@@ -306,7 +306,7 @@ Result<std::unique_ptr<WebServer>> WebServer::Start(const WebOptions& options,
     impl->exposer = std::make_unique<prometheus::Exposer>(
         std::vector<std::string>{"listening_ports", civet_listening, "num_threads",
                                  std::to_string(options.threads), "request_timeout_ms", "10000",
-                                 "enable_keep_alive", "yes"},
+                                 "enable_keep_alive", "yes", "tcp_nodelay", "1"},
         &impl->callbacks);
   } catch (const std::exception& e) {
     return Fail(fmt::format("cannot listen on {}: {}", options.listen_address, e.what()));

@@ -39,6 +39,7 @@ constexpr std::array<std::string_view, 7> kUnsupportedTlsKeys = {
 
 constexpr std::size_t kMaxReportedErrors = 50;
 constexpr std::size_t kMaxQuoted = 64;
+constexpr std::size_t kMaxQuotedPath = 4096;  // PATH_MAX: a path is shown whole
 
 struct Position {
   int line = 1;
@@ -60,9 +61,9 @@ Position PositionOfValue(const YAML::Node& value, Position key_pos) {
 
 // Text from the file, quoted and made safe to print: control bytes and
 // non-ASCII become \xNN, long values are cut.
-std::string Quote(std::string_view text) {
+std::string Quote(std::string_view text, std::size_t max_length = kMaxQuoted) {
   std::string out = "\"";
-  for (std::size_t i = 0; i < text.size() && i < kMaxQuoted; ++i) {
+  for (std::size_t i = 0; i < text.size() && i < max_length; ++i) {
     const auto c = static_cast<unsigned char>(text[i]);
     if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
       out += fmt::format("\\x{:02x}", c);
@@ -70,7 +71,7 @@ std::string Quote(std::string_view text) {
       out += static_cast<char>(c);
     }
   }
-  if (text.size() > kMaxQuoted) out += "...";
+  if (text.size() > max_length) out += "...";
   return out + "\"";
 }
 
@@ -286,7 +287,7 @@ class Parser {
     std::string resolved = ResolvePath(base_dir_, *path);
     if (auto problem = CheckReadableFile(resolved)) {
       diagnostics_.Add(PositionOfValue(value, key_pos),
-                       fmt::format("{} {}: {}", key, Quote(resolved), *problem));
+                       fmt::format("{} {}: {}", key, Quote(resolved, kMaxQuotedPath), *problem));
       return std::nullopt;
     }
     return resolved;

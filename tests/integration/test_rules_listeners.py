@@ -1,4 +1,4 @@
-"""deploy/prometheus/rules/listeners.rules.yml against promtool: it checks
+"""deploy/prometheus/rules/socket_exporter.rules.yml (listener group) against promtool: it checks
 clean, its unit tests (deploy/prometheus/tests/listeners_test.yml) pass, they
 fail when an alert's expression is broken (so they can fail), and every
 metric the rules use is one the exporter publishes. No root needed."""
@@ -20,7 +20,7 @@ if not shutil.which("promtool"):
     skip("promtool not installed (Debian package prometheus; scripts/install-deps.sh installs it)")
 
 prom_dir = os.path.join(args.source_dir, "deploy", "prometheus")
-rules_path = os.path.join(prom_dir, "rules", "listeners.rules.yml")
+rules_path = os.path.join(prom_dir, "rules", "socket_exporter.rules.yml")
 test_path = os.path.join(prom_dir, "tests", "listeners_test.yml")
 
 
@@ -30,8 +30,7 @@ def promtool(*argv, cwd=None):
 
 
 code, out = promtool("check", "rules", rules_path)
-res.check(code == 0, "promtool check rules listeners.rules.yml", out)
-res.check("SUCCESS: 3 rules found" in out, "3 rules found", out)
+res.check(code == 0, "promtool check rules socket_exporter.rules.yml", out)
 
 code, out = promtool("test", "rules", os.path.basename(test_path), cwd=os.path.dirname(test_path))
 res.check(code == 0, "promtool test rules listeners_test.yml", out)
@@ -41,7 +40,8 @@ with open(rules_path) as f:
     text = f.read()
 exprs = {}
 for m in re.finditer(r"- alert: (\w+)\n\s+expr: (\|\n)?\s*(.+)\n", text):
-    exprs[m.group(1)] = m.group(3).strip()
+    if m.group(1).startswith(("SocketListen", "SocketSynCookies")):
+        exprs[m.group(1)] = m.group(3).strip()
 res.equal(sorted(exprs), ["SocketListenOverflows", "SocketListenQueueFilling", "SocketSynCookiesSent"],
           "the three listeners alerts")
 
@@ -51,7 +51,7 @@ _cleanups.append(lambda: shutil.rmtree(workdir, ignore_errors=True))
 for name, expr in sorted(exprs.items()):
     copy = os.path.join(workdir, name)
     shutil.copytree(prom_dir, copy)
-    copy_rules = os.path.join(copy, "rules", "listeners.rules.yml")
+    copy_rules = os.path.join(copy, "rules", "socket_exporter.rules.yml")
     with open(copy_rules) as f:
         mutated = f.read().replace(expr, "vector(1) < 0", 1)
     with open(copy_rules, "w") as f:

@@ -108,7 +108,8 @@ TEST_F(ListenersCollectorTest, QueueLengthAndLimitPerListeningPort) {
   EXPECT_EQ(SeriesCount(out, "socket_listen_queue_limit"), 1U);
   EXPECT_EQ(SeriesCount(out, "socket_listen_syn_recv"), 1U);
   for (const auto& family : out) {
-    if (family.name.rfind("socket_listen_queue", 0) == 0 || family.name == "socket_listen_syn_recv") {
+    if (family.name.rfind("socket_listen_queue", 0) == 0 ||
+        family.name == "socket_listen_syn_recv") {
       EXPECT_EQ(family.type, prometheus::MetricType::Gauge) << family.name;
     }
   }
@@ -217,7 +218,8 @@ TEST_F(ListenersCollectorTest, AQueueWithoutLimitRanksAsFull) {
 
 TEST_F(ListenersCollectorTest, ZeroTopOtherPortsFoldsEveryUnnamedPort) {
   auto config = ParseConfig(
-      "services:\n  - name: http\n    ports: [80]\nlisteners:\n  top_other_ports: 0\n", "test.yaml");
+      "services:\n  - name: http\n    ports: [80]\nlisteners:\n  top_other_ports: 0\n",
+      "test.yaml");
   ASSERT_TRUE(config.has_value()) << config.error().message;
   auto out = Scrape({Listener("0.0.0.0", 80, 0, 10), Listener("0.0.0.0", 9001, 1, 10),
                      Listener("::1", 9002, 2, 10)},

@@ -85,7 +85,8 @@ TEST(ParseNetstatTest, MismatchedPairsAreErrors) {
 
   auto short_values = ParseNetstat("TcpExt: A B C\nTcpExt: 1 2\n");
   ASSERT_FALSE(short_values.has_value());
-  EXPECT_EQ(short_values.error().message, "line 2: 2 values for the 3 names of \"TcpExt:\" on line 1");
+  EXPECT_EQ(short_values.error().message,
+            "line 2: 2 values for the 3 names of \"TcpExt:\" on line 1");
 
   EXPECT_FALSE(ParseNetstat("TcpExt: A\nTcpExt: 1 2\n").has_value());
   // A pair shifted by one line: the second header is read as values.

@@ -218,13 +218,31 @@ TEST(FrontEndTest, ClosesConnectionsBeyondTheLimitAndRecovers) {
   }));
 }
 
-TEST(FrontEndTest, DropsIdleConnections) {
+TEST(FrontEndTest, DropsClientsThatNeverAskAnything) {
+  EchoServer echo;
+  FrontEnd::Settings settings;
+  settings.handshake_timeout = 300ms;
+  auto front = StartFront({Loopback4()}, echo.port(), settings);
+  ASSERT_TRUE(front);
+  const int client = Connect(front->Ports()[0]);
+  const auto start = Clock::now();
+  EXPECT_EQ(ReadSome(client, 5s), "");
+  const auto waited = Clock::now() - start;
+  EXPECT_GE(waited, 250ms);
+  EXPECT_LT(waited, 2s);
+  EXPECT_TRUE(echo.peer_ports().empty()) << "a silent client reached the backend";
+  ::close(client);
+}
+
+TEST(FrontEndTest, DropsConnectionsThatFallIdle) {
   EchoServer echo;
   FrontEnd::Settings settings;
   settings.idle_timeout = 300ms;
   auto front = StartFront({Loopback4()}, echo.port(), settings);
   ASSERT_TRUE(front);
   const int client = Connect(front->Ports()[0]);
+  ASSERT_EQ(::send(client, "x", 1, 0), 1);
+  EXPECT_EQ(ReadSome(client, 2s), "x");
   const auto start = Clock::now();
   EXPECT_EQ(ReadSome(client, 5s), "");
   const auto waited = Clock::now() - start;

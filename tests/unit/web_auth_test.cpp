@@ -72,7 +72,7 @@ TEST(BasicAuthorizationTest, RejectsMalformedHeaders) {
        {std::string(""), std::string("Basic"), std::string("Bearer ") + Base64("a:b"),
         std::string("Basic ") + Base64("no colon"), std::string("Basic YWJj"),  // "abc"
         std::string("Basic YWI6Yw"),                                          // unpadded
-        std::string("Basic YWI6Yw=="),                                        // wrong pad
+        std::string("Basic YWI6==Yw"),                                        // '=' inside
         std::string("Basic YWI6Y=Q="),                                        // data after '='
         std::string("Basic YWI6Yx=="),                                        // non-canonical
         std::string("Basic YW*6Yw==")}) {
