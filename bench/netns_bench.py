@@ -3,7 +3,7 @@
 
     bench/netns_bench.py --exporter build/exporter/socket_exporter
     bench/netns_bench.py --exporter ... --namespaces 20 --sockets 100000 --rounds 9
-    bench/netns_bench.py --exporter ... --sources netlink,bpf   # compare the netns sources
+    bench/netns_bench.py --exporter ... --sources netlink   # netns.source values to compare
 
 Two populations of the same size, one after the other:
 
@@ -21,8 +21,10 @@ byte), alternating every round:
   plain       `one` only: the exporter without --collector.netns, started
               inside senb-one (the scrape is made from a thread that
               setns()'d there): today's single-namespace scrape;
-  netns-one   `one` only: --collector.netns selecting senb-one;
-  netns-many  `many` only: --collector.netns selecting every senb-NN.
+  netns-one[S]   `one` only: --collector.netns selecting senb-one, with
+                 netns.source S (netlink: a dump inside each namespace;
+                 bpf: one walk of the shared tables for all of them);
+  netns-many[S]  `many` only: --collector.netns selecting every senb-NN.
 
 The goal: netns-many <= 2 x plain (and netns-one). CPU per scrape is the
 exporter's user+system time across the scrape (/proc/PID/stat, all
@@ -229,10 +231,6 @@ def run_contenders(contenders, rounds, results, expected):
     return ok
 
 
-def source_flag(source):
-    return [] if source == "default" else [f"--netns.source={source}"]
-
-
 def summary(samples):
     walls = sorted(w for w, _ in samples)
     cpus = sorted(c for _, c in samples)
@@ -245,9 +243,8 @@ def main():
     p.add_argument("--namespaces", type=int, default=20)
     p.add_argument("--sockets", type=int, default=100000)
     p.add_argument("--rounds", type=int, default=9)
-    p.add_argument("--sources", default="default",
-                   help="comma-separated values of --netns.source to compare (netlink, bpf); "
-                        "'default' passes none")
+    p.add_argument("--sources", default="netlink,bpf",
+                   help="comma-separated values of the config's netns.source to compare")
     p.add_argument("--json", help="write the results here too")
     args = p.parse_args()
     if os.geteuid() != 0:
@@ -256,13 +253,13 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     sources = [s for s in args.sources.split(",") if s]
     tmp = tempfile.mkdtemp(prefix="senb-")
-    config_one = os.path.join(tmp, "one.yaml")
-    config_many = os.path.join(tmp, "many.yaml")
-    with open(config_one, "w") as f:
-        f.write('netns: {include: ["senb-one"], cache_seconds: 60}\n')
-    with open(config_many, "w") as f:
-        f.write(f'netns: {{include: ["senb-[0-9]*"], cache_seconds: 60, '
-                f'max_namespaces: {args.namespaces}}}\n')
+
+    def config(name, include, source):
+        path = os.path.join(tmp, f"{name}-{source}.yaml")
+        with open(path, "w") as f:
+            f.write(f'netns: {{include: ["{include}"], cache_seconds: 60, '
+                    f'max_namespaces: {args.namespaces}, source: {source}}}\n')
+        return path
 
     results = {}
     ok = True
@@ -276,8 +273,8 @@ def main():
     contenders = [("plain", Exporter(args.exporter, [], netns="senb-one"))]
     for source in sources:
         contenders.append((f"netns-one[{source}]",
-                           Exporter(args.exporter, ["--collector.netns", f"--config.file={config_one}",
-                                                    *source_flag(source)])))
+                           Exporter(args.exporter, ["--collector.netns",
+                                                    f"--config.file={config('one', 'senb-one', source)}"])))
     for _, e in contenders:  # warm-up: caches, first discovery
         scrape(e)
     ok &= run_contenders(contenders, args.rounds, results, expected)
@@ -302,8 +299,8 @@ def main():
     contenders = []
     for source in sources:
         contenders.append((f"netns-many[{source}]",
-                           Exporter(args.exporter, ["--collector.netns", f"--config.file={config_many}",
-                                                    *source_flag(source)])))
+                           Exporter(args.exporter, ["--collector.netns",
+                                                    f"--config.file={config('many', 'senb-[0-9]*', source)}"])))
     for _, e in contenders:
         scrape(e)
     ok &= run_contenders(contenders, args.rounds, results, expected)

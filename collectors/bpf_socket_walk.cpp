@@ -6,12 +6,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <array>
 #include <cerrno>
 #include <cstring>
 #include <string>
-#include <unordered_set>
-#include <vector>
 
 #include <fmt/format.h>
 
@@ -30,7 +27,7 @@ Result<std::unique_ptr<BpfSocketWalk>> BpfSocketWalk::Open() {
   return Fail("this build has no BPF support (configure with libbpf-dev, clang and bpftool)");
 }
 
-Result<std::uint64_t> BpfSocketWalk::Walk(const SinkFor& /*sink_for*/) {
+Result<BpfSocketWalk::Stats> BpfSocketWalk::Walk(const SinkFor& /*sink_for*/) {
   return Fail("this build has no BPF support");
 }
 
@@ -44,21 +41,24 @@ struct WireRecord {
   std::uint8_t protocol;
   std::uint8_t family;
   std::uint8_t state;
-  std::uint8_t reserved;
+  std::uint8_t kind;
   std::uint16_t local_port;
   std::uint16_t remote_port;
   std::uint32_t local[4];
   std::uint32_t remote[4];
   std::uint32_t rqueue;
   std::uint32_t wqueue;
-  std::uint64_t cookie;
+  std::uint64_t reserved;
 };
 static_assert(sizeof(WireRecord) == 64);
+constexpr std::uint8_t kHeaderRecord = 1;
 
-// In the order each namespace must see its sockets (header comment).
-constexpr std::array<const char*, 4> kPrograms = {"dump_tcp_bound", "dump_tcp",
-                                                  "dump_udp_unconnected", "dump_udp_connected"};
-constexpr std::size_t kBoundProgram = 0;
+// The program's global variables (its .bss map), in declaration order.
+struct Globals {
+  std::uint64_t dropped;
+  std::uint64_t truncated;
+  std::uint64_t done;
+};
 
 SocketRecord ToRecord(const WireRecord& wire) {
   SocketRecord record;
@@ -84,17 +84,44 @@ int SilentPrint(enum libbpf_print_level /*level*/, const char* /*format*/, va_li
 
 std::string ErrnoText(int error) { return std::strerror(error < 0 ? -error : error); }
 
+// What the ring buffer callback needs during one Walk().
+struct Delivery {
+  const BpfSocketWalk::SinkFor* sink_for = nullptr;
+  BpfSocketWalk::Stats stats;
+  bool malformed = false;
+};
+
+int OnRecord(void* context, void* data, std::size_t size) {
+  auto* delivery = static_cast<Delivery*>(context);
+  if (size != sizeof(WireRecord)) {
+    delivery->malformed = true;
+    return 0;
+  }
+  WireRecord wire;
+  std::memcpy(&wire, data, sizeof(wire));
+  if (wire.kind == kHeaderRecord) {
+    delivery->stats.table_netns = wire.netns;
+    return 0;
+  }
+  if (SocketSink* sink = (*delivery->sink_for)(wire.netns)) {
+    sink->OnSocket(ToRecord(wire));
+    ++delivery->stats.delivered;
+  }
+  return 0;
+}
+
 }  // namespace
 
 struct BpfSocketWalk::State {
   bpf_object* object = nullptr;
-  std::array<bpf_link*, kPrograms.size()> links{};
-  std::vector<std::uint8_t> buffer;
+  bpf_link* link = nullptr;
+  bpf_map* globals = nullptr;
+  ring_buffer* ring = nullptr;
+  Delivery delivery;
 
   ~State() {
-    for (bpf_link* link : links) {
-      if (link != nullptr) bpf_link__destroy(link);
-    }
+    if (ring != nullptr) ring_buffer__free(ring);
+    if (link != nullptr) bpf_link__destroy(link);
     if (object != nullptr) bpf_object__close(object);
   }
 };
@@ -111,60 +138,69 @@ Result<std::unique_ptr<BpfSocketWalk>> BpfSocketWalk::Open() {
   }
   if (const int error = bpf_object__load(state->object); error != 0) {
     return Fail(fmt::format(
-        "BPF: cannot load the socket iterators: {} (needs CAP_BPF and CAP_PERFMON or "
-        "CAP_SYS_ADMIN, kernel BTF and BPF iterators)",
+        "BPF: cannot load the socket walk: {} (needs CAP_BPF and CAP_PERFMON or CAP_SYS_ADMIN, "
+        "kernel BTF, bpf_loop and ring buffers)",
         ErrnoText(error)));
   }
-  for (std::size_t i = 0; i < kPrograms.size(); ++i) {
-    bpf_program* program = bpf_object__find_program_by_name(state->object, kPrograms[i]);
-    if (program == nullptr) return Fail(fmt::format("BPF: program {} missing", kPrograms[i]));
-    state->links[i] = bpf_program__attach_iter(program, nullptr);
-    if (state->links[i] == nullptr) {
-      return Fail(fmt::format("BPF: cannot attach iterator {}: {}", kPrograms[i],
-                              ErrnoText(errno)));
-    }
+  bpf_program* program = bpf_object__find_program_by_name(state->object, "walk_all");
+  state->globals = bpf_object__find_map_by_name(state->object, ".bss");
+  bpf_map* records = bpf_object__find_map_by_name(state->object, "records");
+  if (program == nullptr || state->globals == nullptr || records == nullptr ||
+      bpf_map__value_size(state->globals) != sizeof(Globals)) {
+    return Fail("BPF: the embedded object does not match this build");
   }
-  state->buffer.resize(1 << 16);
+  state->link = bpf_program__attach_iter(program, nullptr);
+  if (state->link == nullptr) {
+    return Fail(fmt::format("BPF: cannot attach the task iterator: {}", ErrnoText(errno)));
+  }
+  state->ring = ring_buffer__new(bpf_map__fd(records), OnRecord, &state->delivery, nullptr);
+  if (state->ring == nullptr) {
+    return Fail(fmt::format("BPF: cannot map the ring buffer: {}", ErrnoText(errno)));
+  }
   return std::unique_ptr<BpfSocketWalk>(new BpfSocketWalk(std::move(state)));
 }
 
-Result<std::uint64_t> BpfSocketWalk::Walk(const SinkFor& sink_for) {
-  std::uint64_t delivered = 0;
-  std::unordered_set<std::uint64_t> bound_seen;
-  for (std::size_t i = 0; i < kPrograms.size(); ++i) {
-    const int fd = bpf_iter_create(bpf_link__fd(state_->links[i]));
-    if (fd < 0) {
-      return Fail(fmt::format("BPF: cannot start iterator {}: {}", kPrograms[i], ErrnoText(errno)));
-    }
-    std::size_t pending = 0;  // bytes of an incomplete record carried over
-    for (;;) {
-      const ssize_t n = ::read(fd, state_->buffer.data() + pending, state_->buffer.size() - pending);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        const int error = errno;
-        ::close(fd);
-        return Fail(fmt::format("BPF: reading iterator {} failed: {}", kPrograms[i],
-                                ErrnoText(error)));
-      }
-      if (n == 0) break;
-      const std::size_t available = pending + static_cast<std::size_t>(n);
-      std::size_t offset = 0;
-      for (; offset + sizeof(WireRecord) <= available; offset += sizeof(WireRecord)) {
-        WireRecord wire;
-        std::memcpy(&wire, state_->buffer.data() + offset, sizeof(wire));
-        if (i == kBoundProgram && !bound_seen.insert(wire.cookie).second) continue;
-        SocketSink* sink = sink_for(wire.netns);
-        if (sink == nullptr) continue;
-        sink->OnSocket(ToRecord(wire));
-        ++delivered;
-      }
-      pending = available - offset;
-      std::memmove(state_->buffer.data(), state_->buffer.data() + offset, pending);
-    }
-    ::close(fd);
-    if (pending != 0) return Fail(fmt::format("BPF: iterator {} ended mid-record", kPrograms[i]));
+Result<BpfSocketWalk::Stats> BpfSocketWalk::Walk(const SinkFor& sink_for) {
+  const int globals_fd = bpf_map__fd(state_->globals);
+  const std::uint32_t key = 0;
+  Globals globals{};
+  if (bpf_map_update_elem(globals_fd, &key, &globals, BPF_ANY) != 0) {
+    return Fail(fmt::format("BPF: cannot reset the walk: {}", ErrnoText(errno)));
   }
-  return delivered;
+  state_->delivery = Delivery{&sink_for, {}, false};
+  // The walk runs inside the first read(); the rest of the task iteration
+  // returns at once (the program does nothing once `done` is set).
+  const int fd = bpf_iter_create(bpf_link__fd(state_->link));
+  if (fd < 0) return Fail(fmt::format("BPF: cannot start the walk: {}", ErrnoText(errno)));
+  char scratch[256];
+  for (;;) {
+    const ssize_t n = ::read(fd, scratch, sizeof(scratch));
+    if (n > 0 || (n < 0 && errno == EINTR)) continue;
+    if (n < 0) {
+      const int error = errno;
+      ::close(fd);
+      return Fail(fmt::format("BPF: the walk failed: {}", ErrnoText(error)));
+    }
+    break;
+  }
+  ::close(fd);
+  if (const int consumed = ring_buffer__consume(state_->ring); consumed < 0) {
+    return Fail(fmt::format("BPF: reading the ring buffer failed: {}", ErrnoText(consumed)));
+  }
+  if (bpf_map_lookup_elem(globals_fd, &key, &globals) != 0) {
+    return Fail(fmt::format("BPF: cannot read the walk's counters: {}", ErrnoText(errno)));
+  }
+  if (globals.done == 0) return Fail("BPF: no namespace with the shared socket tables was found");
+  if (globals.dropped != 0) {
+    return Fail(fmt::format("BPF: {} sockets did not fit in the 16 MiB ring buffer",
+                            globals.dropped));
+  }
+  if (globals.truncated != 0) {
+    return Fail(fmt::format("BPF: {} hash chains were longer than the walk follows",
+                            globals.truncated));
+  }
+  if (state_->delivery.malformed) return Fail("BPF: malformed record");
+  return state_->delivery.stats;
 }
 
 #endif

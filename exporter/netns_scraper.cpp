@@ -3,8 +3,10 @@
 #include <sched.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <thread>
 #include <unordered_map>
 
@@ -82,33 +84,63 @@ void Conclude(NamespaceResult& result) {
   for (const PassRun& run : result.pass.runs) result.ok = result.ok && run.ok;
 }
 
-// Runs on the worker thread. Netlink: enters each namespace in turn and runs
-// its whole pass there. BPF: enters each namespace to Begin its collectors
-// (sysctls, /proc/thread-self/net), then one walk feeds every pass, then
-// Finish (which reads no kernel state).
-void RunTasks(const WorkerInput& in, std::vector<NamespaceResult>& results) {
+// A namespace with socket tables of its own (tcp_child_ehash_entries /
+// udp_child_hash_entries were set when it was created) is not in the shared
+// tables the BPF walk reads; the sysctls, read inside it, are negative when
+// the tables are shared. Missing sysctls (kernels before 6.1): shared.
+bool OwnsSocketTables(const std::string& procfs_root) {
+  for (const char* name : {"tcp_ehash_entries", "udp_hash_entries"}) {
+    std::ifstream in(procfs_root + "/sys/net/ipv4/" + name);
+    long long entries = -1;
+    if (in >> entries && entries > 0) return true;
+  }
+  return false;
+}
+
+// Netlink mode, on the worker thread: enters each namespace in turn and runs
+// its whole pass there.
+void RunNetlink(const WorkerInput& in, std::vector<NamespaceResult>& results) {
   const std::vector<NamespaceTask>& tasks = *in.tasks;
   std::uint64_t current = in.own_inode;
-  std::vector<std::unique_ptr<CollectorPass>> passes(tasks.size());
   for (std::size_t i = 0; i < tasks.size(); ++i) {
-    const NamespaceTask& task = tasks[i];
     NamespaceResult& result = results[i];
-    result.entry = task.entry;
+    result = NamespaceResult{};
+    result.entry = tasks[i].entry;
     const auto start = Clock::now();
-    if (Enter(task, result, *in.discovery, current)) {
+    if (Enter(tasks[i], result, *in.discovery, current)) {
       ScrapeContext context{in.config, in.procfs_root, kThreadNetRoot};
-      const std::string where = fmt::format(" in netns {}", task.entry->label);
-      if (in.walk == nullptr) {
-        result.pass = RunCollectorPass(context, task.collectors, task.source, where);
-        Conclude(result);
-      } else {
-        passes[i] = std::make_unique<CollectorPass>(context, task.collectors, where);
-        passes[i]->Begin();
-      }
+      result.pass = RunCollectorPass(context, tasks[i].collectors, tasks[i].source,
+                                     fmt::format(" in netns {}", tasks[i].entry->label));
+      Conclude(result);
     }
     result.duration = Clock::now() - start;
   }
-  if (in.walk == nullptr) return;
+}
+
+// BPF mode, on the worker thread: enters each namespace to Begin its
+// collectors (sysctls, /proc/thread-self/net are per namespace), then one
+// walk feeds every pass; namespaces with tables of their own are read with
+// netlink inside them; then Finish (which reads no kernel state). An error
+// means the walk was incomplete: the results are unusable and the caller
+// runs RunNetlink instead.
+Result<void> RunBpf(const WorkerInput& in, std::vector<NamespaceResult>& results) {
+  const std::vector<NamespaceTask>& tasks = *in.tasks;
+  std::uint64_t current = in.own_inode;
+  std::vector<std::unique_ptr<CollectorPass>> passes(tasks.size());
+  std::vector<bool> owns_tables(tasks.size(), false);
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    NamespaceResult& result = results[i];
+    result.entry = tasks[i].entry;
+    const auto start = Clock::now();
+    if (Enter(tasks[i], result, *in.discovery, current)) {
+      ScrapeContext context{in.config, in.procfs_root, kThreadNetRoot};
+      passes[i] = std::make_unique<CollectorPass>(
+          context, tasks[i].collectors, fmt::format(" in netns {}", tasks[i].entry->label));
+      passes[i]->Begin();
+      owns_tables[i] = OwnsSocketTables(in.procfs_root);
+    }
+    result.duration = Clock::now() - start;
+  }
 
   // The one walk: route each socket to its namespace's pass by inode.
   std::unordered_map<std::uint32_t, std::size_t> by_inode;
@@ -133,26 +165,47 @@ void RunTasks(const WorkerInput& in, std::vector<NamespaceResult>& results) {
     ++counts[last_index];
     return last_sink;
   });
+  if (!walked) return std::unexpected(walked.error());
   const auto walk_duration = Clock::now() - start;
-  if (!walked) spdlog::error("netns: the BPF socket walk failed: {}", walked.error().message);
   std::uint64_t total = 0;
   for (std::uint64_t count : counts) total += count;
+
   for (std::size_t i = 0; i < tasks.size(); ++i) {
     if (!passes[i]) continue;
-    const auto finish_start = Clock::now();
+    const auto pass_start = Clock::now();
     if (passes[i]->NeedsSockets()) {
-      // The walk's time, charged by each namespace's share of the sockets.
-      const auto share = total == 0 ? walk_duration / static_cast<long>(by_inode.size())
-                                    : std::chrono::duration_cast<Clock::duration>(
-                                          walk_duration * (static_cast<double>(counts[i]) /
-                                                           static_cast<double>(total)));
-      passes[i]->Streamed(walked.has_value(), SourceStats{counts[i], 0}, "bpf", share);
-      results[i].duration += share;
+      const auto inode = static_cast<std::uint32_t>(tasks[i].entry->inode);
+      if (owns_tables[i] && inode != walked->table_netns) {
+        // Not in the shared tables: its own (small) tables, with netlink.
+        NamespaceResult& result = results[i];
+        if (Enter(tasks[i], result, *in.discovery, current)) {
+          const auto stream_start = Clock::now();
+          auto stats = tasks[i].source->Stream(passes[i]->Sink());
+          if (!stats) {
+            spdlog::error("reading the socket table ({}) in netns {} failed: {}",
+                          tasks[i].source->Name(), tasks[i].entry->label, stats.error().message);
+          }
+          passes[i]->Streamed(stats.has_value(), stats.value_or(SourceStats{}),
+                              tasks[i].source->Name(), Clock::now() - stream_start);
+        } else {
+          passes[i]->Streamed(false, SourceStats{}, "netlink", {});
+        }
+      } else {
+        // The walk's time, charged by each namespace's share of the sockets.
+        const auto share =
+            total == 0 ? walk_duration / static_cast<long>(std::max<std::size_t>(by_inode.size(), 1))
+                       : std::chrono::duration_cast<Clock::duration>(
+                             walk_duration *
+                             (static_cast<double>(counts[i]) / static_cast<double>(total)));
+        passes[i]->Streamed(true, SourceStats{counts[i], 0}, "bpf", share);
+        results[i].duration += share;
+      }
     }
     results[i].pass = passes[i]->Finish();
     Conclude(results[i]);
-    results[i].duration += Clock::now() - finish_start;
+    results[i].duration += Clock::now() - pass_start;
   }
+  return {};
 }
 
 // Appends every family of `from` to `into` with the netns label added,
@@ -300,10 +353,24 @@ NetnsOutcome NetnsScraper::Collect(const std::shared_ptr<const Config>& config,
   // One dedicated thread: setns() moves only the calling thread, and the
   // caller (an HTTP thread) must stay where it is.
   std::vector<NamespaceResult> results(tasks.size());
+  // Without CAP_SYS_ADMIN only the own namespace is scraped: nothing to gain.
+  BpfSocketWalk* walk = HasCapSysAdmin() ? BpfWalkFor(config->netns.source) : nullptr;
   const WorkerInput input{&tasks, config, options_.procfs_root, &discovery_options_, own_inode,
-                          BpfWalkFor(config->netns.source)};
-  std::thread worker(RunTasks, std::cref(input), std::ref(results));
+                          walk};
+  std::string walk_error;
+  std::thread worker([&] {
+    if (input.walk != nullptr) {
+      auto done = RunBpf(input, results);
+      if (done) return;
+      walk_error = done.error().message;
+    }
+    RunNetlink(input, results);
+  });
   worker.join();
+  if (!walk_error.empty() && walk_error != last_walk_error_) {
+    spdlog::warn("netns: {}; this scrape used netlink in each namespace", walk_error);
+  }
+  last_walk_error_ = walk_error;
 
   using prometheus::MetricType;
   std::vector<prometheus::MetricFamily>& out = outcome.families;

@@ -9,7 +9,13 @@
 //      state therefore sees that namespace: the netlink socket is created on
 //      the worker after setns() and stays bound to it, sysctls under
 //      /proc/sys/net follow the opening thread, and /proc/net files are read
-//      through /proc/thread-self (ScrapeContext::procfs_net_root);
+//      through /proc/thread-self (ScrapeContext::procfs_net_root).
+//      With netns.source bpf/auto and a BpfSocketWalk that loads
+//      (collectors/bpf_socket_walk.h), only Begin runs inside each namespace;
+//      one walk of the shared socket tables then feeds every namespace's
+//      collectors (namespaces with tables of their own are read with
+//      netlink inside them), and an incomplete walk makes the scrape redo
+//      everything the netlink way;
 //   3. a netns="<label>" label on every family the socket collectors produce,
 //      families of the same name merged across namespaces, plus the
 //      socket_exporter_netns_* families.
@@ -111,6 +117,7 @@ class NetnsScraper {
   std::set<std::uint64_t> logged_failures_;  // inodes whose failure was logged
   std::unique_ptr<BpfSocketWalk> bpf_;
   bool bpf_tried_ = false;
+  std::string last_walk_error_;  // logged once until it changes
 };
 
 }  // namespace socket_exporter

@@ -1,5 +1,7 @@
 // Runs the enabled collectors over one pass of the socket table and adds the
 // exporter's own metrics. Registered with prometheus-cpp as a Collectable.
+// With the netns collector enabled, the socket collectors run once per
+// network namespace instead (exporter/netns_scraper.h, docs/netns.md).
 //
 // Concurrency: collections never overlap. A scrape that arrives while a
 // collection is running waits for it and shares its result instead of walking

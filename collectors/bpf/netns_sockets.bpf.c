@@ -1,42 +1,40 @@
-// BPF iterators behind BpfSocketWalk (collectors/bpf_socket_walk.h): one walk
-// over the kernel's socket tables reports every TCP and UDP socket of every
-// network namespace, tagged with its namespace's inode, so K namespaces cost
-// one walk instead of K netlink dumps that each walk the shared table.
+// The BPF side of BpfSocketWalk (collectors/bpf_socket_walk.h): ONE walk
+// over the kernel's shared TCP and UDP tables that reports every socket of
+// every network namespace, tagged with its namespace's inode.
 //
-// Each program writes fixed-size `struct netns_socket_record`s with
-// bpf_seq_write; user space reads them from the iterator's file descriptor.
-// The fields mirror what sock_diag reports (net/ipv4/inet_diag.c,
-// tcp_diag.c), so both sources give the same counts:
-//   - TIME_WAIT sockets report their sub-state and zero queues;
-//   - request sockets (NEW_SYN_RECV) report SYN_RECV and zero queues;
-//   - LISTEN: rqueue = accept queue length, wqueue = backlog limit;
-//   - other TCP: rqueue = rcv_nxt - copied_seq (>= 0), wqueue = write_seq - snd_una;
-//   - UDP: queues are not read (0): no collector uses them.
-// Programs:
-//   dump_tcp               iter/tcp: the listening hash, then the established
-//                          hash, as the netlink dump walks them;
-//   dump_udp_unconnected   iter/udp, unconnected sockets only, and
-//   dump_udp_connected     the connected ones: run in this order, so that a
-//                          namespace's UDP "listeners" come first;
-//   dump_tcp_bound         iter/task_file: TCP sockets bound but neither
-//                          listening nor connected (TCP_BOUND_INACTIVE to
-//                          netlink), which live only in the bind hash that no
-//                          socket iterator walks; found through the open files
-//                          of every process (user space drops duplicates,
-//                          a socket open in several processes, by `cookie`).
-// SPDX-License-Identifier: GPL-2.0 (BPF programs that read kernel structures
-// must declare a GPL-compatible license to use the helpers they call.)
+// Why not netlink or the tcp/udp BPF iterators: both filter by the caller's
+// namespace while walking the whole (shared) table, so K namespaces cost K
+// walks. This program instead walks the tables itself, from an iter/task
+// program that runs it once (for the first task whose namespace uses the
+// shared tables), with bpf_loop over the buckets and CO-RE reads of the
+// chains (read under RCU without the bucket locks, like the kernel's own
+// lockless lookups; a socket moving during the walk may be missed or seen
+// twice, as with a netlink dump under churn). Tables, in the order each
+// namespace must see its sockets (ordering contract, socket_source.h):
+//   bhash2    TCP sockets bound but neither listening nor connected
+//             (TCP_BOUND_INACTIVE to sock_diag), found among the owners of
+//             every bind bucket;
+//   lhash2    TCP listeners;
+//   ehash     every other TCP socket, TIME_WAIT and request sockets included;
+//   udp       unconnected UDP sockets, then (second pass) connected ones.
+// Fields mirror sock_diag (net/ipv4/inet_diag.c, tcp_diag.c): TIME_WAIT
+// reports its sub-state, request sockets SYN_RECV, both with zero queues;
+// LISTEN: rqueue = accept queue, wqueue = backlog; other TCP: unread bytes
+// and unacknowledged bytes; UDP queues are not read (0).
+//
+// Records go to a ring buffer that user space drains after the walk; a full
+// ring (`dropped`) or a chain longer than the loop bounds (`truncated`)
+// makes user space discard the walk and use netlink.
+//
+// SPDX-License-Identifier: GPL-2.0 (BPF programs that read kernel memory
+// must carry a GPL-compatible license to call the helpers used here.)
 #include "vmlinux.h"
-
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
 #define AF_INET 2
 #define AF_INET6 10
-#define IPPROTO_TCP 6
-#define S_IFMT 00170000
-#define S_IFSOCK 0140000
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_RECV 3
 #define TCP_TIME_WAIT 6
@@ -44,24 +42,42 @@
 #define TCP_LISTEN 10
 #define TCP_NEW_SYN_RECV 12
 #define TCP_BOUND_INACTIVE 13
+// Longest hash chain followed; ehash and udp chains average below 1.
+#define MAX_CHAIN 64
 
 char LICENSE[] SEC("license") = "GPL";
 
-// Keep in sync with collectors/bpf_socket_walk.cpp (static_assert there).
+// Keep in sync with WireRecord in collectors/bpf_socket_walk.cpp.
 struct netns_socket_record {
   __u32 netns;     // inode of the socket's network namespace
   __u8 protocol;   // 0 tcp, 1 udp
   __u8 family;     // AF_INET, AF_INET6
   __u8 state;      // as sock_diag reports it
-  __u8 reserved;
+  __u8 kind;       // 0 a socket; 1 the header: netns = the namespace whose tables were walked
   __u16 local_port;   // host byte order
   __u16 remote_port;  // host byte order
   __u32 local[4];     // network byte order; IPv4 in local[0]
   __u32 remote[4];
   __u32 rqueue;
   __u32 wqueue;
-  __u64 cookie;  // dump_tcp_bound only: the socket's inode, for deduplication
+  __u64 reserved;
 };
+
+// 16 MiB: about 230,000 records per walk; beyond that the walk is dropped
+// and netlink used.
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, 16 << 20);
+} records SEC(".maps");
+
+// Reset by user space before each walk.
+__u64 dropped = 0;    // records that did not fit in the ring
+__u64 truncated = 0;  // chains cut short by the loop bounds
+__u64 done = 0;       // the walk ran (once per iterator run)
+
+static __always_inline void emit(struct netns_socket_record *r) {
+  if (bpf_ringbuf_output(&records, r, sizeof(*r), 0) != 0) __sync_fetch_and_add(&dropped, 1);
+}
 
 static __always_inline void fill_common(struct netns_socket_record *r, struct sock_common *skc) {
   r->netns = BPF_CORE_READ(skc, skc_net.net, ns.inum);
@@ -77,78 +93,153 @@ static __always_inline void fill_common(struct netns_socket_record *r, struct so
   }
 }
 
-SEC("iter/tcp")
-int dump_tcp(struct bpf_iter__tcp *ctx) {
-  struct sock_common *skc = ctx->sk_common;
-  if (!skc) return 0;
+static __always_inline void emit_tcp(struct sock_common *skc) {
   struct netns_socket_record r = {};
   fill_common(&r, skc);
+  if (r.family != AF_INET && r.family != AF_INET6) return;
   const __u8 state = BPF_CORE_READ(skc, skc_state);
   if (state == TCP_TIME_WAIT) {
-    struct tcp_timewait_sock *tw = bpf_skc_to_tcp_timewait_sock(skc);
-    r.state = tw ? BPF_CORE_READ(tw, tw_sk.tw_substate) : TCP_TIME_WAIT;
+    r.state = BPF_CORE_READ((struct inet_timewait_sock *)skc, tw_substate);
   } else if (state == TCP_NEW_SYN_RECV) {
     r.state = TCP_SYN_RECV;
   } else {
+    struct tcp_sock *tp = (struct tcp_sock *)skc;
     r.state = state;
-    struct tcp_sock *tp = bpf_skc_to_tcp_sock(skc);
-    if (tp) {
-      if (state == TCP_LISTEN) {
-        r.rqueue = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_ack_backlog);
-        r.wqueue = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_max_ack_backlog);
-      } else {
-        const __s32 unread = (__s32)(BPF_CORE_READ(tp, rcv_nxt) - BPF_CORE_READ(tp, copied_seq));
-        r.rqueue = unread > 0 ? (__u32)unread : 0;
-        r.wqueue = BPF_CORE_READ(tp, write_seq) - BPF_CORE_READ(tp, snd_una);
-      }
+    if (state == TCP_LISTEN) {
+      r.rqueue = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_ack_backlog);
+      r.wqueue = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_max_ack_backlog);
+    } else {
+      const __s32 unread = (__s32)(BPF_CORE_READ(tp, rcv_nxt) - BPF_CORE_READ(tp, copied_seq));
+      r.rqueue = unread > 0 ? (__u32)unread : 0;
+      r.wqueue = BPF_CORE_READ(tp, write_seq) - BPF_CORE_READ(tp, snd_una);
     }
   }
-  bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
+  emit(&r);
+}
+
+struct walk_ctx {
+  struct inet_hashinfo *hashinfo;
+  struct udp_table *udp;
+  int udp_connected;
+};
+
+// A chain of sock_common linked through skc_nulls_node (listening and
+// established hashes). The low bit marks the end (a "nulls" value).
+static __always_inline void walk_nulls_chain(struct hlist_nulls_node *node) {
+  for (int j = 0; j < MAX_CHAIN; j++) {
+    if ((unsigned long)node & 1UL) return;
+    struct sock_common *skc = (struct sock_common *)((char *)node -
+        bpf_core_field_offset(struct sock_common, skc_nulls_node));
+    emit_tcp(skc);
+    node = BPF_CORE_READ(node, next);
+  }
+  if (!((unsigned long)node & 1UL)) __sync_fetch_and_add(&truncated, 1);
+}
+
+static long listen_bucket(__u32 i, struct walk_ctx *c) {
+  struct inet_hashinfo *hi = c->hashinfo;
+  struct inet_listen_hashbucket *lhash2 = BPF_CORE_READ(hi, lhash2);
+  struct hlist_nulls_node *first = BPF_CORE_READ(&lhash2[i], nulls_head.first);
+  walk_nulls_chain(first);
   return 0;
 }
 
-static __always_inline int dump_udp(struct bpf_iter__udp *ctx, int connected) {
-  struct udp_sock *udp = ctx->udp_sk;
-  if (!udp) return 0;
-  struct sock_common *skc = &udp->inet.sk.__sk_common;
-  const __u8 state = BPF_CORE_READ(skc, skc_state);
-  if ((state == TCP_ESTABLISHED) != connected) return 0;
-  // sock_diag's UDP dump asks for these two states only.
-  if (state != TCP_ESTABLISHED && state != TCP_CLOSE) return 0;
-  struct netns_socket_record r = {};
-  fill_common(&r, skc);
-  r.protocol = 1;
-  r.state = state;
-  bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
+static long established_bucket(__u32 i, struct walk_ctx *c) {
+  struct inet_hashinfo *hi = c->hashinfo;
+  struct inet_ehash_bucket *ehash = BPF_CORE_READ(hi, ehash);
+  struct hlist_nulls_node *first = BPF_CORE_READ(&ehash[i], chain.first);
+  walk_nulls_chain(first);
   return 0;
 }
 
-SEC("iter/udp")
-int dump_udp_unconnected(struct bpf_iter__udp *ctx) { return dump_udp(ctx, 0); }
+struct owner_ctx {
+  struct hlist_node *owner;
+};
 
-SEC("iter/udp")
-int dump_udp_connected(struct bpf_iter__udp *ctx) { return dump_udp(ctx, 1); }
+// One owner socket of a bind bucket per call: the list can be as long as
+// the connections accepted on a listening port.
+static long bind_owner(__u32 i, struct owner_ctx *o) {
+  struct hlist_node *owner = o->owner;
+  if (!owner) return 1;
+  struct sock_common *skc = (struct sock_common *)((char *)owner -
+      bpf_core_field_offset(struct sock_common, skc_bind_node));
+  if (BPF_CORE_READ(skc, skc_state) == TCP_CLOSE && BPF_CORE_READ(skc, skc_num) != 0) {
+    struct netns_socket_record r = {};
+    fill_common(&r, skc);
+    r.state = TCP_BOUND_INACTIVE;
+    if (r.family == AF_INET || r.family == AF_INET6) emit(&r);
+  }
+  o->owner = BPF_CORE_READ(owner, next);
+  return 0;
+}
 
-SEC("iter/task_file")
-int dump_tcp_bound(struct bpf_iter__task_file *ctx) {
-  struct file *file = ctx->file;
-  if (!file) return 0;
-  const umode_t mode = BPF_CORE_READ(file, f_inode, i_mode);
-  if ((mode & S_IFMT) != S_IFSOCK) return 0;
-  struct socket *sock = (struct socket *)BPF_CORE_READ(file, private_data);
-  if (!sock) return 0;
-  struct sock *sk = BPF_CORE_READ(sock, sk);
-  if (!sk) return 0;
-  if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP) return 0;
-  if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_CLOSE) return 0;
-  const __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-  if (family != AF_INET && family != AF_INET6) return 0;
-  // Bound: it holds a local port (inet_num); unbound closed sockets do not.
-  if (BPF_CORE_READ(sk, __sk_common.skc_num) == 0) return 0;
-  struct netns_socket_record r = {};
-  fill_common(&r, &sk->__sk_common);
-  r.state = TCP_BOUND_INACTIVE;
-  r.cookie = BPF_CORE_READ(file, f_inode, i_ino);
-  bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
+// bhash2: buckets of inet_bind2_bucket (one per namespace, port, address),
+// each with the sockets bound there.
+static long bind_bucket(__u32 i, struct walk_ctx *c) {
+  struct inet_hashinfo *hi = c->hashinfo;
+  struct inet_bind_hashbucket *bhash2 = BPF_CORE_READ(hi, bhash2);
+  struct hlist_node *tb_node = BPF_CORE_READ(&bhash2[i], chain.first);
+  int j = 0;
+  for (; j < MAX_CHAIN && tb_node; j++) {
+    struct inet_bind2_bucket *tb2 = (struct inet_bind2_bucket *)((char *)tb_node -
+        bpf_core_field_offset(struct inet_bind2_bucket, node));
+    struct owner_ctx o = {BPF_CORE_READ(tb2, owners.first)};
+    bpf_loop(1 << 22, bind_owner, &o, 0);
+    if (o.owner) __sync_fetch_and_add(&truncated, 1);
+    tb_node = BPF_CORE_READ(tb_node, next);
+  }
+  if (tb_node) __sync_fetch_and_add(&truncated, 1);
+  return 0;
+}
+
+static long udp_bucket(__u32 i, struct walk_ctx *c) {
+  struct udp_table *table = c->udp;
+  struct udp_hslot *hash = BPF_CORE_READ(table, hash);
+  struct hlist_node *node = BPF_CORE_READ(&hash[i], head.first);
+  for (int j = 0; j < MAX_CHAIN && node; j++) {
+    struct sock_common *skc = (struct sock_common *)((char *)node -
+        bpf_core_field_offset(struct sock_common, skc_node));
+    const __u8 state = BPF_CORE_READ(skc, skc_state);
+    if ((state == TCP_ESTABLISHED) == c->udp_connected &&
+        (state == TCP_ESTABLISHED || state == TCP_CLOSE)) {
+      struct netns_socket_record r = {};
+      fill_common(&r, skc);
+      r.protocol = 1;
+      r.state = state;
+      if (r.family == AF_INET || r.family == AF_INET6) emit(&r);
+    }
+    node = BPF_CORE_READ(node, next);
+  }
+  if (node) __sync_fetch_and_add(&truncated, 1);
+  return 0;
+}
+
+SEC("iter/task")
+int walk_all(struct bpf_iter__task *ctx) {
+  struct task_struct *task = ctx->task;
+  if (!task || done) return 0;
+  struct net *net = BPF_CORE_READ(task, nsproxy, net_ns);
+  if (!net) return 0;
+  struct inet_hashinfo *hi = BPF_CORE_READ(net, ipv4.tcp_death_row.hashinfo);
+  if (!hi || BPF_CORE_READ(hi, pernet)) return 0;
+  struct udp_table *udp = BPF_CORE_READ(net, ipv4.udp_table);
+  struct walk_ctx c = {};
+  c.hashinfo = hi;
+  c.udp = udp;
+  done = 1;
+  struct netns_socket_record header = {};
+  header.kind = 1;
+  header.netns = BPF_CORE_READ(net, ns.inum);
+  emit(&header);
+  bpf_loop(BPF_CORE_READ(hi, bhash_size), bind_bucket, &c, 0);
+  bpf_loop(BPF_CORE_READ(hi, lhash2_mask) + 1, listen_bucket, &c, 0);
+  bpf_loop(BPF_CORE_READ(hi, ehash_mask) + 1, established_bucket, &c, 0);
+  if (udp) {
+    const __u32 slots = BPF_CORE_READ(udp, mask) + 1;
+    c.udp_connected = 0;
+    bpf_loop(slots, udp_bucket, &c, 0);
+    c.udp_connected = 1;
+    bpf_loop(slots, udp_bucket, &c, 0);
+  }
   return 0;
 }

@@ -80,7 +80,10 @@ TEST(ConnectionsCollectorTest, RequestSocketsCountAsSynRecv) {
 }
 
 TEST(ConnectionsCollectorTest, FoldsLabelSetsAboveMaxSeriesIntoOther) {
-  auto config = ParseConfig("limits:\n  max_series: 10\n", "test.yaml");
+  auto config = ParseConfig(
+      "services:\n  - name: ssh\n    ports: [22]\n  - name: https\n    ports: [443]\n"
+      "limits:\n  max_series: 10\n",
+      "test.yaml");
   ASSERT_TRUE(config.has_value()) << config.error().message;
   ConnectionsCollector collector;
   const auto out = Scrape(collector, *config,

@@ -159,6 +159,7 @@ TEST(NetnsConfigTest, DefaultsAndValues) {
   EXPECT_EQ((*defaults)->netns.max_namespaces, 128U);
   EXPECT_TRUE((*defaults)->netns.include.empty());
   EXPECT_TRUE((*defaults)->netns.exclude.empty());
+  EXPECT_EQ((*defaults)->netns.source, NetnsSource::kAuto);
 
   auto parsed = ParseConfig(
       "collectors: {netns: true}\n"
@@ -166,7 +167,8 @@ TEST(NetnsConfigTest, DefaultsAndValues) {
       "  cache_seconds: 0\n"
       "  max_namespaces: 20\n"
       "  include: ['cni-*', 'host', '[a-f]*']\n"
-      "  exclude: [kube-system-*, '3f2a\\*']\n",
+      "  exclude: [kube-system-*, '3f2a\\*']\n"
+      "  source: bpf\n",
       "test.yaml");
   ASSERT_TRUE(parsed.has_value()) << parsed.error().message;
   const NetnsConfig& netns = (*parsed)->netns;
@@ -174,6 +176,7 @@ TEST(NetnsConfigTest, DefaultsAndValues) {
   EXPECT_EQ(netns.max_namespaces, 20U);
   EXPECT_EQ(netns.include, (std::vector<std::string>{"cni-*", "host", "[a-f]*"}));
   EXPECT_EQ(netns.exclude, (std::vector<std::string>{"kube-system-*", "3f2a\\*"}));
+  EXPECT_EQ(netns.source, NetnsSource::kBpf);
   EXPECT_TRUE((*parsed)->collectors.at("netns"));
 }
 
@@ -200,6 +203,8 @@ TEST(NetnsConfigTest, Errors) {
             "test.yaml:2:38: netns.exclude[4]: expected a pattern (a string), got a map\n"
             "test.yaml:2:52: netns.exclude[6]: duplicate pattern 'ok'");
   EXPECT_EQ(ErrorsOf("netns: [1]\n"), "test.yaml:1:8: netns: expected a map, got a list");
+  EXPECT_EQ(ErrorsOf("netns: {source: ebpf}\n"),
+            "test.yaml:1:17: netns.source: expected 'auto', 'netlink' or 'bpf', got 'ebpf'");
   // ']' right after '[' is a member, so this bracket is closed by the second.
   EXPECT_EQ(ErrorsOf("netns: {include: ['[]x]*', '[!]]']}\n"), "<no error>");
 }
