@@ -5,6 +5,7 @@
 # collector uses netlink per namespace.
 find_program(BPF_CLANG NAMES clang clang-14)
 find_program(BPF_TOOL NAMES bpftool PATHS /usr/sbin /usr/local/sbin)
+find_program(BPF_STRIP NAMES llvm-strip llvm-strip-14)
 find_package(PkgConfig QUIET)
 if(PkgConfig_FOUND)
   pkg_check_modules(LIBBPF QUIET IMPORTED_TARGET libbpf)
@@ -28,11 +29,17 @@ if(SOCKET_EXPORTER_BPF)
     COMMAND ${CMAKE_COMMAND} -E make_directory ${bpf_dir}
     COMMAND ${BPF_TOOL} btf dump file ${BPF_VMLINUX_BTF} format c > ${bpf_dir}/vmlinux.h
     COMMENT "Generating vmlinux.h from the kernel's BTF")
+  # -g makes the BTF that CO-RE needs; the DWARF beside it is only weight in
+  # the embedded copy, so llvm-strip -g removes it where available.
+  if(BPF_STRIP)
+    set(bpf_strip_command COMMAND ${BPF_STRIP} -g ${bpf_dir}/netns_sockets.bpf.o)
+  endif()
   add_custom_command(OUTPUT ${bpf_dir}/netns_sockets.bpf.o
-    COMMAND ${BPF_CLANG} -O2 -g -target bpf -D__TARGET_ARCH_x86 -I${bpf_dir}
+    COMMAND ${BPF_CLANG} -O2 -g -target bpf -I${bpf_dir}
       ${LIBBPF_CFLAGS} -c ${bpf_source} -o ${bpf_dir}/netns_sockets.bpf.o
+    ${bpf_strip_command}
     DEPENDS ${bpf_source} ${bpf_dir}/vmlinux.h
-    COMMENT "Compiling the BPF socket iterators")
+    COMMENT "Compiling the BPF socket walk")
   add_custom_command(OUTPUT ${bpf_dir}/netns_sockets_embedded.cpp
     COMMAND ${CMAKE_COMMAND} -DINPUT=${bpf_dir}/netns_sockets.bpf.o
       -DOUTPUT=${bpf_dir}/netns_sockets_embedded.cpp -P ${CMAKE_CURRENT_SOURCE_DIR}/bpf/embed.cmake
