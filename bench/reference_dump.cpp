@@ -16,6 +16,10 @@
 //                   half of the sockets: the first thread takes ESTABLISHED
 //                   sockets of IPv4, the second everything else -- the best
 //                   balance a state/family split can reach on this population.
+//   bound-parallel  LISTEN first (cheap: the kernel stops after the listening
+//                   hash), then at once: every other state but bound-inactive
+//                   on one thread, bound-inactive (the bind-hash walk) on the
+//                   other -- a split that keeps listeners first.
 // The parallel modes answer "do dumps that split the work beat one walk?"
 // (BENCHMARKS.md).
 //
@@ -53,6 +57,8 @@ constexpr std::size_t kBufferSize = 64 * 1024;  // the kernel sends <= ~32 KiB p
 // --states-mask overrides it, for experiments.
 std::uint32_t kAllTcpStates = ((1U << 14) - 1) & ~1U;
 constexpr std::uint32_t kEstablished = 1U << 1;
+constexpr std::uint32_t kListen = 1U << 10;
+constexpr std::uint32_t kBoundInactive = 1U << 13;
 
 struct Count {
   std::array<std::uint64_t, 16> by_state{};
@@ -200,6 +206,13 @@ Count RunMode(std::string_view mode) {
     });
     DumpByFamily(AF_INET, kEstablished, a);
     second.join();
+  } else if (mode == "bound-parallel") {
+    Count listeners;
+    DumpLegacy(kListen, 0, listeners);
+    std::thread second([&b] { DumpLegacy(kBoundInactive, 0, b); });
+    DumpLegacy(kAllTcpStates & ~(kListen | kBoundInactive), 0, a);
+    second.join();
+    a = Merge(a, listeners);
   } else {
     std::fprintf(stderr, "unknown mode %.*s\n", static_cast<int>(mode.size()), mode.data());
     std::exit(2);
@@ -236,7 +249,8 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: reference_dump [--mode legacy|v2|v2-parallel|states-parallel|"
-                   "split-parallel] [--repeat N] [--states] [--states-mask MASK]\n");
+                   "split-parallel|bound-parallel] [--repeat N] [--states] "
+                   "[--states-mask MASK]\n");
       return 2;
     }
   }

@@ -41,7 +41,7 @@ struct WireRecord {
   std::uint8_t protocol;
   std::uint8_t family;
   std::uint8_t state;
-  std::uint8_t kind;
+  std::uint8_t reserved0;
   std::uint16_t local_port;
   std::uint16_t remote_port;
   std::uint32_t local[4];
@@ -51,14 +51,22 @@ struct WireRecord {
   std::uint64_t reserved;
 };
 static_assert(sizeof(WireRecord) == 64);
-constexpr std::uint8_t kHeaderRecord = 1;
 
-// The program's global variables (its .bss map), in declaration order.
-struct Globals {
+// Mirrors struct walk_state, the program's only global (its .bss map).
+struct WalkState {
   std::uint64_t dropped;
   std::uint64_t truncated;
-  std::uint64_t done;
+  std::uint64_t run_pending;
+  std::uint32_t table;
+  std::uint32_t next_bucket;
+  std::uint32_t table_netns;
+  std::uint32_t reserved;
 };
+static_assert(sizeof(WalkState) == 40);
+constexpr std::uint32_t kFinished = 5;  // enum walk_table FINISHED
+// Far more runs than a walk needs (the tables have at most a few million
+// buckets, 16384 per run): a stuck walk ends instead of looping.
+constexpr int kMaxRuns = 4096;
 
 SocketRecord ToRecord(const WireRecord& wire) {
   SocketRecord record;
@@ -99,10 +107,6 @@ int OnRecord(void* context, void* data, std::size_t size) {
   }
   WireRecord wire;
   std::memcpy(&wire, data, sizeof(wire));
-  if (wire.kind == kHeaderRecord) {
-    delivery->stats.table_netns = wire.netns;
-    return 0;
-  }
   if (SocketSink* sink = (*delivery->sink_for)(wire.netns)) {
     sink->OnSocket(ToRecord(wire));
     ++delivery->stats.delivered;
@@ -146,7 +150,7 @@ Result<std::unique_ptr<BpfSocketWalk>> BpfSocketWalk::Open() {
   state->globals = bpf_object__find_map_by_name(state->object, ".bss");
   bpf_map* records = bpf_object__find_map_by_name(state->object, "records");
   if (program == nullptr || state->globals == nullptr || records == nullptr ||
-      bpf_map__value_size(state->globals) != sizeof(Globals)) {
+      bpf_map__value_size(state->globals) != sizeof(WalkState)) {
     return Fail("BPF: the embedded object does not match this build");
   }
   state->link = bpf_program__attach_iter(program, nullptr);
@@ -163,44 +167,56 @@ Result<std::unique_ptr<BpfSocketWalk>> BpfSocketWalk::Open() {
 Result<BpfSocketWalk::Stats> BpfSocketWalk::Walk(const SinkFor& sink_for) {
   const int globals_fd = bpf_map__fd(state_->globals);
   const std::uint32_t key = 0;
-  Globals globals{};
-  if (bpf_map_update_elem(globals_fd, &key, &globals, BPF_ANY) != 0) {
+  WalkState walk{};
+  if (bpf_map_update_elem(globals_fd, &key, &walk, BPF_ANY) != 0) {
     return Fail(fmt::format("BPF: cannot reset the walk: {}", ErrnoText(errno)));
   }
   state_->delivery = Delivery{&sink_for, {}, false};
-  // The walk runs inside the first read(); the rest of the task iteration
-  // returns at once (the program does nothing once `done` is set).
-  const int fd = bpf_iter_create(bpf_link__fd(state_->link));
-  if (fd < 0) return Fail(fmt::format("BPF: cannot start the walk: {}", ErrnoText(errno)));
-  char scratch[256];
-  for (;;) {
-    const ssize_t n = ::read(fd, scratch, sizeof(scratch));
-    if (n > 0 || (n < 0 && errno == EINTR)) continue;
-    if (n < 0) {
-      const int error = errno;
-      ::close(fd);
-      return Fail(fmt::format("BPF: the walk failed: {}", ErrnoText(error)));
+  // One slice of the tables per run of the iterator; the ring is drained
+  // after each, so it only ever holds one slice's sockets.
+  for (int run = 0; run < kMaxRuns; ++run) {
+    walk.run_pending = 1;
+    if (bpf_map_update_elem(globals_fd, &key, &walk, BPF_ANY) != 0) {
+      return Fail(fmt::format("BPF: cannot start a slice: {}", ErrnoText(errno)));
     }
-    break;
+    const int fd = bpf_iter_create(bpf_link__fd(state_->link));
+    if (fd < 0) return Fail(fmt::format("BPF: cannot start the walk: {}", ErrnoText(errno)));
+    char scratch[256];
+    for (;;) {
+      const ssize_t n = ::read(fd, scratch, sizeof(scratch));
+      if (n > 0 || (n < 0 && errno == EINTR)) continue;
+      if (n < 0) {
+        const int error = errno;
+        ::close(fd);
+        return Fail(fmt::format("BPF: the walk failed: {}", ErrnoText(error)));
+      }
+      break;
+    }
+    ::close(fd);
+    if (const int consumed = ring_buffer__consume(state_->ring); consumed < 0) {
+      return Fail(fmt::format("BPF: reading the ring buffer failed: {}", ErrnoText(consumed)));
+    }
+    if (bpf_map_lookup_elem(globals_fd, &key, &walk) != 0) {
+      return Fail(fmt::format("BPF: cannot read the walk's state: {}", ErrnoText(errno)));
+    }
+    if (walk.run_pending != 0) {
+      return Fail("BPF: no process in a namespace that uses the shared socket tables");
+    }
+    if (walk.dropped != 0) {
+      return Fail(fmt::format("BPF: {} sockets did not fit in the 16 MiB ring buffer",
+                              walk.dropped));
+    }
+    if (walk.truncated != 0) {
+      return Fail(fmt::format("BPF: {} hash chains were longer than the walk follows",
+                              walk.truncated));
+    }
+    if (state_->delivery.malformed) return Fail("BPF: malformed record");
+    if (walk.table >= kFinished) {
+      state_->delivery.stats.table_netns = walk.table_netns;
+      return state_->delivery.stats;
+    }
   }
-  ::close(fd);
-  if (const int consumed = ring_buffer__consume(state_->ring); consumed < 0) {
-    return Fail(fmt::format("BPF: reading the ring buffer failed: {}", ErrnoText(consumed)));
-  }
-  if (bpf_map_lookup_elem(globals_fd, &key, &globals) != 0) {
-    return Fail(fmt::format("BPF: cannot read the walk's counters: {}", ErrnoText(errno)));
-  }
-  if (globals.done == 0) return Fail("BPF: no namespace with the shared socket tables was found");
-  if (globals.dropped != 0) {
-    return Fail(fmt::format("BPF: {} sockets did not fit in the 16 MiB ring buffer",
-                            globals.dropped));
-  }
-  if (globals.truncated != 0) {
-    return Fail(fmt::format("BPF: {} hash chains were longer than the walk follows",
-                            globals.truncated));
-  }
-  if (state_->delivery.malformed) return Fail("BPF: malformed record");
-  return state_->delivery.stats;
+  return Fail("BPF: the walk did not finish");
 }
 
 #endif

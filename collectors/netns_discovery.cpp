@@ -64,7 +64,7 @@ bool IsAllDigits(std::string_view text) {
          std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-// Reads a small procfs file whole; nullopt-like empty Result on failure.
+// Reads a small procfs file whole.
 Result<std::string> ReadSmall(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return Fail(fmt::format("{}: {}", path, std::strerror(errno)));

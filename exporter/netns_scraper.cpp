@@ -191,12 +191,12 @@ Result<void> RunBpf(const WorkerInput& in, std::vector<NamespaceResult>& results
           passes[i]->Streamed(false, SourceStats{}, "netlink", {});
         }
       } else {
-        // The walk's time, charged by each namespace's share of the sockets.
-        const auto share =
-            total == 0 ? walk_duration / static_cast<long>(std::max<std::size_t>(by_inode.size(), 1))
-                       : std::chrono::duration_cast<Clock::duration>(
-                             walk_duration *
-                             (static_cast<double>(counts[i]) / static_cast<double>(total)));
+        // The walk's time, charged by each namespace's share of the sockets
+        // (evenly when there were none).
+        const double fraction =
+            total == 0 ? 1.0 / static_cast<double>(std::max<std::size_t>(by_inode.size(), 1))
+                       : static_cast<double>(counts[i]) / static_cast<double>(total);
+        const auto share = std::chrono::duration_cast<Clock::duration>(walk_duration * fraction);
         passes[i]->Streamed(true, SourceStats{counts[i], 0}, "bpf", share);
         results[i].duration += share;
       }

@@ -22,9 +22,10 @@
 // LISTEN: rqueue = accept queue, wqueue = backlog; other TCP: unread bytes
 // and unacknowledged bytes; UDP queues are not read (0).
 //
-// Records go to a ring buffer that user space drains after the walk; a full
-// ring (`dropped`) or a chain longer than the loop bounds (`truncated`)
-// makes user space discard the walk and use netlink.
+// Records go to a ring buffer that user space drains after each slice of
+// SLICE buckets (one iterator run each); a full ring (`dropped`) or a chain
+// longer than the loop bounds (`truncated`) makes user space discard the
+// walk and use netlink.
 //
 // SPDX-License-Identifier: GPL-2.0 (BPF programs that read kernel memory
 // must carry a GPL-compatible license to call the helpers used here.)
@@ -53,7 +54,7 @@ struct netns_socket_record {
   __u8 protocol;   // 0 tcp, 1 udp
   __u8 family;     // AF_INET, AF_INET6
   __u8 state;      // as sock_diag reports it
-  __u8 kind;       // 0 a socket; 1 the header: netns = the namespace whose tables were walked
+  __u8 reserved0;
   __u16 local_port;   // host byte order
   __u16 remote_port;  // host byte order
   __u32 local[4];     // network byte order; IPv4 in local[0]
@@ -63,20 +64,34 @@ struct netns_socket_record {
   __u64 reserved;
 };
 
-// 16 MiB: about 230,000 records per walk; beyond that the walk is dropped
-// and netlink used.
+// 16 MiB: about 230,000 records per slice (1/16 of the established hash on
+// a 262,144-bucket table); beyond that the walk is dropped and netlink used.
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
   __uint(max_entries, 16 << 20);
 } records SEC(".maps");
 
-// Reset by user space before each walk.
-__u64 dropped = 0;    // records that did not fit in the ring
-__u64 truncated = 0;  // chains cut short by the loop bounds
-__u64 done = 0;       // the walk ran (once per iterator run)
+// The walk goes in slices of at most SLICE buckets, one slice per run of
+// the iterator, so that user space can drain the ring between slices: the
+// ring then only ever holds one slice's sockets. Progress lives here; user
+// space zeroes it before a walk and sets `run_pending` before each run.
+#define SLICE 16384
+enum walk_table { BIND = 0, LISTEN = 1, ESTABLISHED = 2, UDP_UNCONNECTED = 3, UDP_CONNECTED = 4,
+                  FINISHED = 5 };
+// One struct, so that its layout is fixed (WalkState in bpf_socket_walk.cpp).
+struct walk_state {
+  __u64 dropped;      // records that did not fit in the ring
+  __u64 truncated;    // chains cut short by the loop bounds
+  __u64 run_pending;  // set by user space; the run's slice clears it
+  __u32 table;        // enum walk_table: where the next slice starts
+  __u32 next_bucket;
+  __u32 table_netns;  // inode of the namespace whose tables are walked
+  __u32 reserved;
+};
+struct walk_state walk = {};
 
 static __always_inline void emit(struct netns_socket_record *r) {
-  if (bpf_ringbuf_output(&records, r, sizeof(*r), 0) != 0) __sync_fetch_and_add(&dropped, 1);
+  if (bpf_ringbuf_output(&records, r, sizeof(*r), 0) != 0) __sync_fetch_and_add(&walk.dropped, 1);
 }
 
 static __always_inline void fill_common(struct netns_socket_record *r, struct sock_common *skc) {
@@ -121,6 +136,7 @@ struct walk_ctx {
   struct inet_hashinfo *hashinfo;
   struct udp_table *udp;
   int udp_connected;
+  __u32 base;  // first bucket of this slice
 };
 
 // A chain of sock_common linked through skc_nulls_node (listening and
@@ -133,21 +149,23 @@ static __always_inline void walk_nulls_chain(struct hlist_nulls_node *node) {
     emit_tcp(skc);
     node = BPF_CORE_READ(node, next);
   }
-  if (!((unsigned long)node & 1UL)) __sync_fetch_and_add(&truncated, 1);
+  if (!((unsigned long)node & 1UL)) __sync_fetch_and_add(&walk.truncated, 1);
 }
 
 static long listen_bucket(__u32 i, struct walk_ctx *c) {
+  const __u32 bucket = c->base + i;  // a plain variable: no CO-RE relocation
   struct inet_hashinfo *hi = c->hashinfo;
   struct inet_listen_hashbucket *lhash2 = BPF_CORE_READ(hi, lhash2);
-  struct hlist_nulls_node *first = BPF_CORE_READ(&lhash2[i], nulls_head.first);
+  struct hlist_nulls_node *first = BPF_CORE_READ(&lhash2[bucket], nulls_head.first);
   walk_nulls_chain(first);
   return 0;
 }
 
 static long established_bucket(__u32 i, struct walk_ctx *c) {
+  const __u32 bucket = c->base + i;  // a plain variable: no CO-RE relocation
   struct inet_hashinfo *hi = c->hashinfo;
   struct inet_ehash_bucket *ehash = BPF_CORE_READ(hi, ehash);
-  struct hlist_nulls_node *first = BPF_CORE_READ(&ehash[i], chain.first);
+  struct hlist_nulls_node *first = BPF_CORE_READ(&ehash[bucket], chain.first);
   walk_nulls_chain(first);
   return 0;
 }
@@ -176,26 +194,28 @@ static long bind_owner(__u32 i, struct owner_ctx *o) {
 // bhash2: buckets of inet_bind2_bucket (one per namespace, port, address),
 // each with the sockets bound there.
 static long bind_bucket(__u32 i, struct walk_ctx *c) {
+  const __u32 bucket = c->base + i;  // a plain variable: no CO-RE relocation
   struct inet_hashinfo *hi = c->hashinfo;
   struct inet_bind_hashbucket *bhash2 = BPF_CORE_READ(hi, bhash2);
-  struct hlist_node *tb_node = BPF_CORE_READ(&bhash2[i], chain.first);
+  struct hlist_node *tb_node = BPF_CORE_READ(&bhash2[bucket], chain.first);
   int j = 0;
   for (; j < MAX_CHAIN && tb_node; j++) {
     struct inet_bind2_bucket *tb2 = (struct inet_bind2_bucket *)((char *)tb_node -
         bpf_core_field_offset(struct inet_bind2_bucket, node));
     struct owner_ctx o = {BPF_CORE_READ(tb2, owners.first)};
     bpf_loop(1 << 22, bind_owner, &o, 0);
-    if (o.owner) __sync_fetch_and_add(&truncated, 1);
+    if (o.owner) __sync_fetch_and_add(&walk.truncated, 1);
     tb_node = BPF_CORE_READ(tb_node, next);
   }
-  if (tb_node) __sync_fetch_and_add(&truncated, 1);
+  if (tb_node) __sync_fetch_and_add(&walk.truncated, 1);
   return 0;
 }
 
 static long udp_bucket(__u32 i, struct walk_ctx *c) {
+  const __u32 bucket = c->base + i;  // a plain variable: no CO-RE relocation
   struct udp_table *table = c->udp;
   struct udp_hslot *hash = BPF_CORE_READ(table, hash);
-  struct hlist_node *node = BPF_CORE_READ(&hash[i], head.first);
+  struct hlist_node *node = BPF_CORE_READ(&hash[bucket], head.first);
   for (int j = 0; j < MAX_CHAIN && node; j++) {
     struct sock_common *skc = (struct sock_common *)((char *)node -
         bpf_core_field_offset(struct sock_common, skc_node));
@@ -210,36 +230,74 @@ static long udp_bucket(__u32 i, struct walk_ctx *c) {
     }
     node = BPF_CORE_READ(node, next);
   }
-  if (node) __sync_fetch_and_add(&truncated, 1);
+  if (node) __sync_fetch_and_add(&walk.truncated, 1);
   return 0;
 }
 
+static __always_inline __u32 table_size(struct inet_hashinfo *hi, struct udp_table *udp, __u32 t) {
+  switch (t) {
+    case BIND:
+      return BPF_CORE_READ(hi, bhash_size);
+    case LISTEN:
+      return BPF_CORE_READ(hi, lhash2_mask) + 1;
+    case ESTABLISHED:
+      return BPF_CORE_READ(hi, ehash_mask) + 1;
+    case UDP_UNCONNECTED:
+    case UDP_CONNECTED:
+      return udp ? BPF_CORE_READ(udp, mask) + 1 : 0;
+  }
+  return 0;
+}
+
+// One slice per run: the first task of the run whose namespace uses the
+// shared tables (hashinfo->pernet false) walks the next SLICE buckets.
 SEC("iter/task")
 int walk_all(struct bpf_iter__task *ctx) {
   struct task_struct *task = ctx->task;
-  if (!task || done) return 0;
+  if (!task || !walk.run_pending || walk.table >= FINISHED) return 0;
   struct net *net = BPF_CORE_READ(task, nsproxy, net_ns);
   if (!net) return 0;
   struct inet_hashinfo *hi = BPF_CORE_READ(net, ipv4.tcp_death_row.hashinfo);
   if (!hi || BPF_CORE_READ(hi, pernet)) return 0;
   struct udp_table *udp = BPF_CORE_READ(net, ipv4.udp_table);
+  const __u32 netns = BPF_CORE_READ(net, ns.inum);
+  // Every slice must come from the same tables.
+  if (walk.table_netns != 0 && walk.table_netns != netns) return 0;
+  walk.table_netns = netns;
+  walk.run_pending = 0;
+
   struct walk_ctx c = {};
   c.hashinfo = hi;
   c.udp = udp;
-  done = 1;
-  struct netns_socket_record header = {};
-  header.kind = 1;
-  header.netns = BPF_CORE_READ(net, ns.inum);
-  emit(&header);
-  bpf_loop(BPF_CORE_READ(hi, bhash_size), bind_bucket, &c, 0);
-  bpf_loop(BPF_CORE_READ(hi, lhash2_mask) + 1, listen_bucket, &c, 0);
-  bpf_loop(BPF_CORE_READ(hi, ehash_mask) + 1, established_bucket, &c, 0);
-  if (udp) {
-    const __u32 slots = BPF_CORE_READ(udp, mask) + 1;
-    c.udp_connected = 0;
-    bpf_loop(slots, udp_bucket, &c, 0);
-    c.udp_connected = 1;
-    bpf_loop(slots, udp_bucket, &c, 0);
+  const __u32 t = walk.table;
+  const __u32 size = table_size(hi, udp, t);
+  __u32 count = 0;
+  if (walk.next_bucket < size) {
+    count = size - walk.next_bucket;
+    if (count > SLICE) count = SLICE;
+    c.base = walk.next_bucket;
+    switch (t) {
+      case BIND:
+        bpf_loop(count, bind_bucket, &c, 0);
+        break;
+      case LISTEN:
+        bpf_loop(count, listen_bucket, &c, 0);
+        break;
+      case ESTABLISHED:
+        bpf_loop(count, established_bucket, &c, 0);
+        break;
+      case UDP_UNCONNECTED:
+      case UDP_CONNECTED:
+        c.udp_connected = t == UDP_CONNECTED;
+        bpf_loop(count, udp_bucket, &c, 0);
+        break;
+    }
+  }
+  if (walk.next_bucket + count >= size) {
+    walk.table = t + 1;
+    walk.next_bucket = 0;
+  } else {
+    walk.next_bucket += count;
   }
   return 0;
 }

@@ -310,7 +310,9 @@ server = ExporterProcess(args.exporter, "--collector.netns", f"--config.file={cf
 
 
 def scrape():
-    status, _, body = server.get("/metrics")
+    # Generous: with cache_seconds 0 and namespaces churning, a scrape on a
+    # busy host walks its socket table once per short-lived namespace.
+    status, _, body = server.get("/metrics", timeout=60)
     if status != 200:
         raise AssertionError(f"scrape answered {status}")
     return parse_exposition(body)
