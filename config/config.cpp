@@ -54,6 +54,11 @@ constexpr std::size_t kMaxNameLength = 64;
 constexpr std::uint32_t kMaxPort = 65535;
 // service_of_port stores 1 + service index in 16 bits.
 constexpr std::size_t kMaxServices = 65535;
+// socket_connections publishes 56 series per port range whatever the
+// sockets (service_name="other" for 14 states x 2 families x 2 directions),
+// even beyond limits.max_series. 64 ranges keep those under the default cap of
+// 5000; 65536 one-port ranges would make every scrape 3.7 million series.
+constexpr std::size_t kMaxPortRanges = 64;
 // Gaps listed in one "not in any port range" message.
 constexpr std::size_t kMaxGapsListed = 10;
 // Long enough to show any valid name whole.
@@ -604,6 +609,11 @@ class Parser {
     if (field.node.size() == 0) {
       Error(field, "expected at least one port range; port ranges must cover 0-65535");
       return;
+    }
+    if (field.node.size() > kMaxPortRanges) {
+      Error(field, fmt::format("too many port ranges ({}); at most {} are supported, each adds "
+                               "56 series to socket_connections",
+                               field.node.size(), kMaxPortRanges));
     }
     struct Entry {
       std::string name;  // as written and quoted, for messages

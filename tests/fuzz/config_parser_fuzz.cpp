@@ -4,8 +4,8 @@
 // Beyond "no crash, no sanitizer report, no exception escaping":
 //  - parsing is deterministic: the same text gives the same config or the
 //    same error message twice;
-//  - an accepted config satisfies everything the exporter relies on: port
-//    ranges sorted and covering 0-65535 exactly once, lookup tables that
+//  - an accepted config satisfies everything the exporter relies on: 1 to 64
+//    port ranges, sorted and covering 0-65535 exactly once, lookup tables that
 //    agree with the lists (every port maps to the one range and the one
 //    service per protocol that claims it; a service may list a port twice,
 //    two services may not share one), valid and unique names, no
@@ -41,7 +41,8 @@ bool ValidName(const std::string& name) {
 void CheckAccepted(const Config& config) {
   FUZZ_CHECK(config.source == kSource, config.source);
   // Port ranges: sorted, contiguous, 0..65535, names valid and unique.
-  FUZZ_CHECK(!config.port_ranges.empty(), "no port ranges");
+  FUZZ_CHECK(!config.port_ranges.empty() && config.port_ranges.size() <= 64,
+             "port range count " + std::to_string(config.port_ranges.size()));
   std::set<std::string> names;
   std::uint32_t next = 0;
   for (const PortRangeConfig& range : config.port_ranges) {

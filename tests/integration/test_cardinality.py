@@ -17,6 +17,7 @@ import tempfile
 import threading
 
 from harness import *
+from harness import _cleanups
 
 args = parse_args()
 install_cleanup()
@@ -100,7 +101,7 @@ touched = {k[-1] for k in named}
 seeded = (TCP_STATES + UDP_STATES) * 2 * 2 * len(DEFAULT_RANGES)
 print(f"population: {total} sockets, {len(named)} label sets naming {len(touched)} services; "
       f"{seeded} seeded series")
-res.check(len(touched) >= 2500, f"the population touches thousands of services ({len(touched)})")
+res.check(len(touched) >= 2000, f"the population touches thousands of services ({len(touched)})")
 
 # ---- capped: folding, exact where published, nothing lost ----------------
 
@@ -179,14 +180,20 @@ server.stop()
 
 # ---- default cap (5000): nothing folded, every service exact -------------
 
+# The server's scrapes left TIME_WAIT sockets behind: look again.
+total, ref = reference()
+named = {k: v for k, v in ref.items() if k[-1] != "other"}
+
 r = ns.run([args.exporter, "--once", f"--config.file={default_cap}"])
 res.equal(r.returncode, 0, "default-cap --once succeeds")
 samples = parse_exposition(r.stdout)
 got = connections(samples)
 res.equal(folded_of(samples), 0.0, "under the default cap of 5000 nothing is folded")
 nonzero = {k: v for k, v in got.items() if v}
-res.equal(nonzero, {k: float(v) for k, v in ref.items()},
-          f"all {len(ref)} label sets exact, {len(named)} of them naming a service")
+diff = {k: (nonzero.get(k), ref.get(k)) for k in set(nonzero) | set(ref) if nonzero.get(k) != ref.get(k)}
+res.equal(dict(list(diff.items())[:10]), {},
+          f"all {len(ref)} label sets exact, {len(named)} of them naming a service "
+          f"({len(diff)} differ; (exporter, ss) shown)")
 res.equal(len(got), seeded + len(named), f"{seeded} seeded + {len(named)} named series")
 
 ns.close()

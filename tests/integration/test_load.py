@@ -42,6 +42,7 @@ WARMUP = max(3.0, min(10.0, DURATION / 6))
 RSS_TOLERANCE_KIB = 2048
 FD_TOLERANCE = 2
 MIN_CHURN_PER_SECOND = 1000
+KEEP_ALIVE = {"0": False, "1": True}.get(os.environ.get("SOCKET_EXPORTER_LOAD_KEEPALIVE", ""))
 
 CHURN = r"""
 import json, signal, socket, struct, sys, time
@@ -165,7 +166,7 @@ class Load:
         enter_netns(self.ns_name)
         # Half the scrapers keep their connection between requests (the
         # exporter may still close it), half connect anew every time.
-        keep = index % 2 == 1
+        keep = index % 2 == 1 if KEEP_ALIVE is None else KEEP_ALIVE
         conn = None
         while True:
             if not self.running.is_set() or self.stopping:

@@ -492,6 +492,41 @@ TEST(HostileConfig, SixtyThousandSingleportServices) {
   Row("config: 65536 services", "\"" + FirstLine(refused.error) + "\"", refused.ms);
 }
 
+std::string PortRanges(std::size_t count) {
+  std::string yaml = "port_ranges:\n";
+  const std::size_t step = 65536 / count;
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::size_t last = i + 1 == count ? 65535 : (i + 1) * step - 1;
+    yaml += "  - {name: r" + std::to_string(i) + ", ports: \"" + std::to_string(i * step) + "-" +
+            std::to_string(last) + "\"}\n";
+  }
+  return yaml;
+}
+
+// Each port range adds 56 always-published series (service_name="other"
+// for every state, family and direction), beyond limits.max_series: 65536
+// one-port ranges made one scrape 3.7 million series and minutes of work.
+TEST(HostileConfig, ManyPortRanges) {
+  ConfigOutcome outcome = TryConfig(PortRanges(65536));
+  EXPECT_EQ(FirstLine(outcome.error),
+            "hostile.yaml:2:3: port_ranges: too many port ranges (65536); at most 64 are "
+            "supported, each adds 56 series to socket_connections");
+  Row("config: 65536 one-port port ranges (2.6 MB)", "\"" + FirstLine(outcome.error) + "\"",
+      outcome.ms);
+  EXPECT_LT(outcome.ms, 10000 * kSlowdown);
+
+  outcome = TryConfig(PortRanges(64));
+  ASSERT_TRUE(outcome.config) << outcome.error;
+  ConnectionsCollector collector;
+  ASSERT_TRUE(collector.Begin(ScrapeContext{outcome.config, "/proc"}).has_value());
+  std::vector<prometheus::MetricFamily> out;
+  ASSERT_TRUE(collector.Finish(out).has_value());
+  EXPECT_EQ(testing::SeriesCount(out, "socket_connections"), 64U * 56U);
+  Row("config: 64 port ranges (the most accepted)",
+      "accepted; socket_connections starts with 3584 series, under the default max_series 5000",
+      outcome.ms);
+}
+
 // What the exporter makes of such a config: every service touched by
 // sockets, and socket_connections still stays under limits.max_series, with
 // the excess counted and no socket lost.
