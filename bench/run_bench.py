@@ -81,7 +81,7 @@ LISTEN_PORT_BASE = 200
 # UDP: per worker, one unconnected and one connected socket per UDP_EVERY
 # connections (at least UDP_MIN_PER_WORKER of each): about 2% of the sockets.
 UDP_EVERY = 50
-UDP_MIN_PER_WORKER = 2
+UDP_MIN_PER_WORKER = 4  # both families (every 4th is IPv6) from the first size
 
 
 # ---- population worker (runs as a separate process) -------------------------
@@ -344,9 +344,10 @@ class ServerContender:
         after = cpu_ns(self.proc.pid)
         if status != 200:
             raise RuntimeError(f"{self.name}: /metrics answered {status}")
-        series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+        names = [line.rsplit(b" ", 1)[0].decode() for line in body.splitlines()
+                 if line and not line.startswith(b"#")]
         return {"ms": seconds * 1e3, "cpu_ms": (after - before) / 1e6, "body": len(body),
-                "series": series,
+                "series": len(names), "series_names": names,
                 "tcp": sum_metric(body, self.count_metric, self.count_filter, self.count_exclude)}
 
 
@@ -504,7 +505,9 @@ def run(args):
                    "exporter_rss_kib": rss_kib(exp_proc.pid),
                    "exporter_hwm_kib": rss_kib(exp_proc.pid, "VmHWM"),
                    "exporter_body_bytes": samples["exporter"][-1]["body"],
-                   "exporter_series": samples["exporter"][-1]["series"], "contenders": {}}
+                   "exporter_series": samples["exporter"][-1]["series"],
+                   "exporter_series_names": samples["exporter"][-1]["series_names"],
+                   "contenders": {}}
             for c in contenders:
                 s = samples[c.name]
                 entry = {"ms": median([x["ms"] for x in s]),
@@ -589,7 +592,13 @@ def report(results, args, have_node):
         print(f"  exporter RSS growth {results[0]['tcp_sockets']:.0f} -> "
               f"{results[-1]['tcp_sockets']:.0f} sockets: {growth:.2f} MiB (goal <= 2)")
         print(f"  /metrics body: series {' -> '.join(map(str, series))}, {body_growth:+d} bytes "
-              "(longer numbers) (goal: does not grow with sockets)")
+              "(goal: does not grow with sockets)")
+        first = set(results[0]["exporter_series_names"])
+        last = set(results[-1]["exporter_series_names"])
+        for name in sorted(last - first):
+            print(f"    series added since the first size: {name}")
+        for name in sorted(first - last):
+            print(f"    series gone since the first size: {name}")
 
 
 def _cpu_model():
@@ -661,6 +670,8 @@ def main():
         print(f"SKIP: {e}")
         return SKIP
     report(results, args, have_node)
+    for row in results:
+        row.pop("exporter_series_names", None)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"date": time.strftime("%Y-%m-%d"), "kernel": platform.release(),
