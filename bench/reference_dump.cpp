@@ -3,7 +3,10 @@
 // them by state -- nothing else: no classification, no allocation per
 // record, no HTTP. bench/run_bench.py runs it next to the exporter.
 //
-//   reference_dump [--mode MODE] [--repeat N] [--states]
+//   reference_dump [--mode MODE] [--repeat N] [--states] [--states-mask MASK]
+//
+// --states prints the count per state; --states-mask replaces the requested
+// states (a bit per state, e.g. 0x1ffe = all but bound-inactive).
 //
 // MODE (default legacy):
 //   legacy          one TCPDIAG_GETSOCK request: IPv4 and IPv6 in one table
@@ -28,8 +31,8 @@
 // elapsed and CPU cover the dump only (socket creation to the last reply);
 // CPU is getrusage(RUSAGE_SELF), so it includes every thread.
 //
-// Thread safety: single-threaded except for the parallel modes, whose
-// threads share nothing but the atomic-free per-thread result slots.
+// Thread safety: single-threaded except for the parallel modes; their two
+// threads each own a socket, a buffer and a Count, merged after join().
 #include <errno.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
@@ -54,8 +57,8 @@ namespace {
 
 constexpr std::size_t kBufferSize = 64 * 1024;  // the kernel sends <= ~32 KiB per read
 // States 1..13, as the exporter asks (13 = bound-inactive, kernel 6.8+).
-// --states-mask overrides it, for experiments.
-std::uint32_t kAllTcpStates = ((1U << 14) - 1) & ~1U;
+// --states-mask overrides it, for experiments; set before any dump starts.
+std::uint32_t all_tcp_states = ((1U << 14) - 1) & ~1U;
 constexpr std::uint32_t kEstablished = 1U << 1;
 constexpr std::uint32_t kListen = 1U << 10;
 constexpr std::uint32_t kBoundInactive = 1U << 13;
@@ -85,9 +88,9 @@ nlmsghdr Header(std::uint16_t type, std::uint32_t length) {
   return header;
 }
 
-// Sends request on a fresh socket and counts replies until NLMSG_DONE.
-// family_filter: only count records of this family (0 = all).
-void Dump(const void* request, std::size_t length, std::uint8_t family_filter, Count& count) {
+// Sends request on a fresh socket and counts the replies by state until
+// NLMSG_DONE. A kernel error (NLMSG_ERROR, or DONE carrying one) fails it.
+void Dump(const void* request, std::size_t length, Count& count) {
   const int fd = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
   if (fd < 0) {
     std::perror("socket(NETLINK_SOCK_DIAG)");
@@ -128,15 +131,21 @@ void Dump(const void* request, std::size_t length, std::uint8_t family_filter, C
         break;
       }
       if (header->nlmsg_type == NLMSG_DONE || header->nlmsg_type == NLMSG_ERROR) {
+        int error = 0;
+        if (header->nlmsg_len >= sizeof(nlmsghdr) + sizeof(int)) {
+          std::memcpy(&error, buffer + offset + sizeof(nlmsghdr), sizeof(int));
+        }
+        if (error != 0) {
+          std::fprintf(stderr, "the kernel refused the dump: %s\n", std::strerror(-error));
+          count.ok = false;
+        }
         done = true;
         break;
       }
       if (header->nlmsg_len >= sizeof(nlmsghdr) + sizeof(inet_diag_msg)) {
         const auto* msg = reinterpret_cast<const inet_diag_msg*>(buffer + offset + sizeof(nlmsghdr));
-        if (family_filter == 0 || msg->idiag_family == family_filter) {
-          ++count.by_state[msg->idiag_state & 15U];
-          ++count.total;
-        }
+        ++count.by_state[msg->idiag_state & 15U];
+        ++count.total;
       }
       offset += (header->nlmsg_len + 3U) & ~3U;
     }
@@ -145,12 +154,12 @@ void Dump(const void* request, std::size_t length, std::uint8_t family_filter, C
   ::close(fd);
 }
 
-void DumpLegacy(std::uint32_t states, std::uint8_t family_filter, Count& count) {
+void DumpLegacy(std::uint32_t states, Count& count) {
   LegacyRequest request{};
   request.header = Header(TCPDIAG_GETSOCK, sizeof(request));
   request.body.idiag_family = AF_UNSPEC;
   request.body.idiag_states = states;
-  Dump(&request, sizeof(request), family_filter, count);
+  Dump(&request, sizeof(request), count);
 }
 
 void DumpByFamily(std::uint8_t family, std::uint32_t states, Count& count) {
@@ -159,7 +168,7 @@ void DumpByFamily(std::uint8_t family, std::uint32_t states, Count& count) {
   request.body.sdiag_family = family;
   request.body.sdiag_protocol = IPPROTO_TCP;
   request.body.idiag_states = states;
-  Dump(&request, sizeof(request), 0, count);
+  Dump(&request, sizeof(request), count);
 }
 
 Count Merge(const Count& a, const Count& b) {
@@ -174,32 +183,32 @@ Count Merge(const Count& a, const Count& b) {
 Count RunMode(std::string_view mode) {
   if (mode == "legacy") {
     Count count;
-    DumpLegacy(kAllTcpStates, 0, count);
+    DumpLegacy(all_tcp_states, count);
     return count;
   }
   if (mode == "v2") {
     Count v4;
     Count v6;
-    DumpByFamily(AF_INET, kAllTcpStates, v4);
-    DumpByFamily(AF_INET6, kAllTcpStates, v6);
+    DumpByFamily(AF_INET, all_tcp_states, v4);
+    DumpByFamily(AF_INET6, all_tcp_states, v6);
     return Merge(v4, v6);
   }
   Count a;
   Count b;
   if (mode == "v2-parallel") {
-    std::thread second([&b] { DumpByFamily(AF_INET6, kAllTcpStates, b); });
-    DumpByFamily(AF_INET, kAllTcpStates, a);
+    std::thread second([&b] { DumpByFamily(AF_INET6, all_tcp_states, b); });
+    DumpByFamily(AF_INET, all_tcp_states, a);
     second.join();
   } else if (mode == "states-parallel") {
-    std::thread second([&b] { DumpLegacy(kAllTcpStates & ~kEstablished, 0, b); });
-    DumpLegacy(kEstablished, 0, a);
+    std::thread second([&b] { DumpLegacy(all_tcp_states & ~kEstablished, b); });
+    DumpLegacy(kEstablished, a);
     second.join();
   } else if (mode == "split-parallel") {
     // ESTABLISHED IPv4 on one thread (a v2 request can name the family);
     // ESTABLISHED IPv6 plus every other state of both families on the other.
     std::thread second([&b] {
       Count rest;
-      DumpLegacy(kAllTcpStates & ~kEstablished, 0, rest);
+      DumpLegacy(all_tcp_states & ~kEstablished, rest);
       Count v6;
       DumpByFamily(AF_INET6, kEstablished, v6);
       b = Merge(rest, v6);
@@ -208,9 +217,9 @@ Count RunMode(std::string_view mode) {
     second.join();
   } else if (mode == "bound-parallel") {
     Count listeners;
-    DumpLegacy(kListen, 0, listeners);
-    std::thread second([&b] { DumpLegacy(kBoundInactive, 0, b); });
-    DumpLegacy(kAllTcpStates & ~(kListen | kBoundInactive), 0, a);
+    DumpLegacy(kListen, listeners);
+    std::thread second([&b] { DumpLegacy(kBoundInactive, b); });
+    DumpLegacy(all_tcp_states & ~(kListen | kBoundInactive), a);
     second.join();
     a = Merge(a, listeners);
   } else {
@@ -243,7 +252,7 @@ int main(int argc, char** argv) {
     } else if (arg == "--repeat" && i + 1 < argc) {
       repeat = std::atoi(argv[++i]);
     } else if (arg == "--states-mask" && i + 1 < argc) {
-      kAllTcpStates = static_cast<std::uint32_t>(std::strtoul(argv[++i], nullptr, 0));
+      all_tcp_states = static_cast<std::uint32_t>(std::strtoul(argv[++i], nullptr, 0));
     } else if (arg == "--states") {
       print_states = true;
     } else {

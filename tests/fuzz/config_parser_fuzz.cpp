@@ -56,7 +56,8 @@ void CheckAccepted(const Config& config) {
   std::size_t index = 0;
   for (std::uint32_t port = 0; port < 65536; ++port) {
     while (config.port_ranges[index].ports.last < port) ++index;
-    FUZZ_CHECK(config.range_of_port[port] == index, "range_of_port wrong at " + std::to_string(port));
+    FUZZ_CHECK(config.range_of_port[port] == index,
+               "range_of_port wrong at " + std::to_string(port));
   }
 
   // Services: names valid and unique, at least one port and protocol each,
@@ -127,7 +128,8 @@ void CheckRejected(const std::string& message) {
     FUZZ_CHECK(std::sscanf(line.c_str(), prefix.c_str(), &row, &column, &consumed) == 2 &&
                    consumed > 0 && row >= 1 && column >= 1,
                "error line without a position: " + line);
-    FUZZ_CHECK(static_cast<std::size_t>(consumed) < line.size(), "error line without text: " + line);
+    FUZZ_CHECK(static_cast<std::size_t>(consumed) < line.size(),
+               "error line without text: " + line);
     start = end + 1;
   }
   FUZZ_CHECK(lines <= 101, "error message has " + std::to_string(lines) + " lines");

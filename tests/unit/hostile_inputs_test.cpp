@@ -221,7 +221,8 @@ TEST(HostileNetlink, RandomBytes) {
     std::vector<std::uint8_t> bytes(random() % 2048);
     for (auto& b : bytes) b = static_cast<std::uint8_t>(random());
     CountingSink sink;
-    const auto status = ParseSockDiagBatch(bytes, round % 2 ? Protocol::kUdp : Protocol::kTcp, sink);
+    const Protocol protocol = round % 2 ? Protocol::kUdp : Protocol::kTcp;
+    const auto status = ParseSockDiagBatch(bytes, protocol, sink);
     if (!status) ++errors;
   }
   const double ms = MillisecondsSince(start);
@@ -341,7 +342,8 @@ TEST(HostileProcNet, BinaryGarbageAndHugeLines) {
   ms = MillisecondsSince(start);
   ASSERT_FALSE(result.has_value());
   const std::string expected = "line 2: bad local address (no ':' between address and port): ";
-  EXPECT_EQ(result.error().message.rfind(expected, 0), 0U) << FirstLine(result.error().message).substr(0, 100);
+  EXPECT_EQ(result.error().message.rfind(expected, 0), 0U)
+      << FirstLine(result.error().message).substr(0, 100);
   EXPECT_GT(result.error().message.size(), std::size_t{16} << 20) << "the whole line is quoted";
   Row("/proc/net: one 16 MiB line",
       "\"" + expected + "...\" (the message quotes the whole 16 MiB line; only a fake "
@@ -359,8 +361,9 @@ TEST(HostileConfig, HugeFile) {
   EXPECT_EQ(outcome.error,
             "hostile.yaml:1:1: config is too large (10485760 bytes); the limit is 4194304 bytes "
             "(4 MiB)");
-  Row("config: 10 MiB file", "\"config is too large (10485760 bytes); the limit is 4194304 bytes "
-                             "(4 MiB)\"; a regular file is refused from its size, before reading",
+  Row("config: 10 MiB file",
+      "\"config is too large (10485760 bytes); the limit is 4194304 bytes (4 MiB)\"; a regular "
+      "file is refused from its size, before reading",
       outcome.ms);
   EXPECT_LT(outcome.ms, 1000 * kSlowdown);
 
@@ -372,9 +375,8 @@ TEST(HostileConfig, HugeFile) {
   EXPECT_EQ(endless.error().message,
             "/dev/zero:1:1: config is too large (more than 4194304 bytes); the limit is 4194304 "
             "bytes (4 MiB)");
-  Row("config: /dev/zero (never ends)", "\"config is too large (more than 4194304 bytes)\" after "
-                                        "reading 4 MiB + 1",
-      ms);
+  Row("config: /dev/zero (never ends)",
+      "\"config is too large (more than 4194304 bytes)\" after reading 4 MiB + 1", ms);
   EXPECT_LT(ms, 2000 * kSlowdown);
 }
 
@@ -385,13 +387,14 @@ TEST(HostileConfig, BinaryGarbage) {
   const ConfigOutcome outcome = TryConfig(garbage);
   ASSERT_FALSE(outcome.error.empty());
   EXPECT_EQ(outcome.error.rfind("hostile.yaml:", 0), 0U) << outcome.error;
-  Row("config: 64 KiB of random bytes", "\"" + FirstLine(outcome.error).substr(0, 70) +
-                                            "...\" (control bytes printed as \\xNN)",
+  Row("config: 64 KiB of random bytes",
+      "\"" + FirstLine(outcome.error).substr(0, 70) + "...\" (control bytes printed as \\xNN)",
       outcome.ms);
   EXPECT_LT(outcome.ms, 2000 * kSlowdown);
 
   // NUL bytes inside an otherwise valid file.
-  const ConfigOutcome nul = TryConfig(std::string("limits:\n  max_series: 10\0\0\0\n", 30));
+  static constexpr char kWithNuls[] = "limits:\n  max_series: 10\0\0\0\n";
+  const ConfigOutcome nul = TryConfig(std::string(kWithNuls, sizeof(kWithNuls) - 1));
   Row("config: NUL bytes after a valid line",
       nul.config ? "accepted" : "\"" + FirstLine(nul.error) + "\"", nul.ms);
 }
@@ -448,9 +451,8 @@ TEST(HostileConfig, HugeScalars) {
                                     "\n    ports: [1]\n");
   EXPECT_EQ(outcome.error.find("hostile.yaml:2:11: services[0].name: 'aaaa"), 0U) << outcome.error;
   EXPECT_LT(outcome.error.size(), 400U) << "the name is quoted shortened";
-  Row("config: a 3 MiB service name", "\"" + outcome.error.substr(0, 60) + "...' is not a valid "
-                                                                          "name ...\" (quoted "
-                                                                          "to 64 bytes)",
+  Row("config: a 3 MiB service name",
+      "\"" + outcome.error.substr(0, 60) + "...' is not a valid name ...\" (quoted to 64 bytes)",
       outcome.ms);
 
   outcome = TryConfig("limits: {max_series: " + std::string(1 << 20, '9') + "}\n");
@@ -485,7 +487,9 @@ TEST(HostileConfig, SixtyThousandSingleportServices) {
 
   // One more than the 16-bit service index holds.
   std::string too_many = "services:\n";
-  for (int i = 0; i < 65536; ++i) too_many += "  - {name: s" + std::to_string(i) + ", ports: [1]}\n";
+  for (int i = 0; i < 65536; ++i) {
+    too_many += "  - {name: s" + std::to_string(i) + ", ports: [1]}\n";
+  }
   const ConfigOutcome refused = TryConfig(too_many);
   EXPECT_EQ(FirstLine(refused.error),
             "hostile.yaml:2:3: services: too many services (65536); at most 65535 are supported");
