@@ -1,5 +1,6 @@
 """Starts the exporter as a server and finds the port it bound."""
 
+import os
 import re
 import subprocess
 import threading
@@ -30,7 +31,8 @@ class ExporterProcess:
                     ready.set()
             ready.set()
 
-        threading.Thread(target=read_stderr, daemon=True).start()
+        self._stderr_reader = threading.Thread(target=read_stderr, daemon=True)
+        self._stderr_reader.start()
         if not ready.wait(15) or self.port is None:
             self.stop()
             raise RuntimeError("exporter did not start:\n" + "".join(self.log))
@@ -47,8 +49,27 @@ class ExporterProcess:
             return e.code, dict(e.headers), e.read().decode()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
+        """Stops the exporter. Under the sanitizers (SOCKET_EXPORTER_SANITIZED=1,
+        scripts/test.sh stage asan) it is stopped with SIGTERM, which runs
+        LeakSanitizer's check before exiting, and a sanitizer report or a
+        non-zero exit raises: a leak or UB in the server fails the test."""
         if self.stop in _cleanups:
             _cleanups.remove(self.stop)
+        sanitized = os.environ.get("SOCKET_EXPORTER_SANITIZED") == "1"
+        if self.proc.poll() is None:
+            if sanitized:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(5)
+            else:
+                self.proc.kill()
+                self.proc.wait(5)
+        if sanitized:
+            self._stderr_reader.join(10)
+            report = [l for l in self.log if "Sanitizer" in l or "runtime error:" in l]
+            if report or self.proc.returncode not in (0, -9, -15):
+                raise RuntimeError(f"exporter exited {self.proc.returncode} under the sanitizers:\n"
+                                   + "".join(self.log[-60:]))

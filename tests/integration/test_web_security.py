@@ -458,4 +458,20 @@ r = subprocess.run([args.exporter, "--web.listen-address=127.0.0.1:0",
 res.check(r.returncode != 0 and "does not belong to cert_file" in r.stderr,
           "a key that does not match the certificate is refused at startup", r.stderr)
 
+# --config.check validates the web config as startup would, so a deploy can
+# check both files before sending SIGHUP.
+for config_path, expected, what in [
+        (bad, f"{bad}:4:21: client_auth_type", "a web config with errors"),
+        (broken_key, "does not belong to cert_file", "a key that does not match its certificate")]:
+    r = subprocess.run([args.exporter, "--config.check", f"--web.config.file={config_path}"],
+                       capture_output=True, text=True, timeout=15)
+    res.check(r.returncode == 1 and expected in r.stderr,
+              f"--config.check refuses {what} (exit 1, says why)", f"exit {r.returncode}: {r.stderr}")
+good = write_web_config("good-check.yml", "tls_server_config:\n  cert_file: server.crt\n"
+                                          "  key_file: server.key\n")
+r = subprocess.run([args.exporter, "--config.check", f"--web.config.file={good}"],
+                   capture_output=True, text=True, timeout=15)
+res.check(r.returncode == 0 and f"web config {good} is valid" in r.stdout,
+          "--config.check accepts a good web config and says so", f"exit {r.returncode}: {r.stdout}{r.stderr}")
+
 res.finish()
