@@ -324,7 +324,8 @@ void BM_ParseAndObserve(benchmark::State& state) {
     }
     state.ResumeTiming();
     FanOutSink sink(collectors.context.config, collectors.socket_collectors);
-    for (const auto& d : datagrams) benchmark::DoNotOptimize(ParseSockDiagBatch(d, Protocol::kTcp, sink));
+    for (const auto& d : datagrams)
+      benchmark::DoNotOptimize(ParseSockDiagBatch(d, Protocol::kTcp, sink));
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * records.size()));
 }

@@ -99,8 +99,8 @@ void Dump(const void* request, std::size_t length, Count& count) {
   }
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
-  if (::sendto(fd, request, length, 0, reinterpret_cast<const sockaddr*>(&kernel),
-               sizeof(kernel)) < 0) {
+  if (::sendto(fd, request, length, 0, reinterpret_cast<const sockaddr*>(&kernel), sizeof(kernel)) <
+      0) {
     std::perror("sendto");
     count.ok = false;
     ::close(fd);
@@ -143,7 +143,8 @@ void Dump(const void* request, std::size_t length, Count& count) {
         break;
       }
       if (header->nlmsg_len >= sizeof(nlmsghdr) + sizeof(inet_diag_msg)) {
-        const auto* msg = reinterpret_cast<const inet_diag_msg*>(buffer + offset + sizeof(nlmsghdr));
+        const auto* msg =
+            reinterpret_cast<const inet_diag_msg*>(buffer + offset + sizeof(nlmsghdr));
         ++count.by_state[msg->idiag_state & 15U];
         ++count.total;
       }
@@ -173,7 +174,8 @@ void DumpByFamily(std::uint8_t family, std::uint32_t states, Count& count) {
 
 Count Merge(const Count& a, const Count& b) {
   Count out;
-  for (std::size_t i = 0; i < out.by_state.size(); ++i) out.by_state[i] = a.by_state[i] + b.by_state[i];
+  for (std::size_t i = 0; i < out.by_state.size(); ++i)
+    out.by_state[i] = a.by_state[i] + b.by_state[i];
   out.total = a.total + b.total;
   out.datagrams = a.datagrams + b.datagrams;
   out.ok = a.ok && b.ok;
@@ -234,10 +236,10 @@ double CpuMs(const rusage& usage, bool user) {
   return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_usec) / 1e3;
 }
 
-constexpr const char* kStateNames[16] = {
-    "unknown",   "established", "syn_sent", "syn_recv", "fin_wait1", "fin_wait2",
-    "time_wait", "close",       "close_wait", "last_ack", "listen",  "closing",
-    "new_syn_recv", "bound_inactive", "s14", "s15"};
+constexpr const char* kStateNames[16] = {"unknown",      "established",    "syn_sent",  "syn_recv",
+                                         "fin_wait1",    "fin_wait2",      "time_wait", "close",
+                                         "close_wait",   "last_ack",       "listen",    "closing",
+                                         "new_syn_recv", "bound_inactive", "s14",       "s15"};
 
 }  // namespace
 
@@ -274,10 +276,12 @@ int main(int argc, char** argv) {
     if (!count.ok) return 1;
     const double user = CpuMs(after, true) - CpuMs(before, true);
     const double sys = CpuMs(after, false) - CpuMs(before, false);
-    std::printf("mode=%s sockets=%llu elapsed_ms=%.3f cpu_ms=%.3f user_ms=%.3f sys_ms=%.3f datagrams=%llu\n",
-                mode.c_str(), static_cast<unsigned long long>(count.total),
-                std::chrono::duration<double, std::milli>(stop - start).count(), user + sys, user,
-                sys, static_cast<unsigned long long>(count.datagrams));
+    std::printf(
+        "mode=%s sockets=%llu elapsed_ms=%.3f cpu_ms=%.3f user_ms=%.3f sys_ms=%.3f "
+        "datagrams=%llu\n",
+        mode.c_str(), static_cast<unsigned long long>(count.total),
+        std::chrono::duration<double, std::milli>(stop - start).count(), user + sys, user, sys,
+        static_cast<unsigned long long>(count.datagrams));
     if (print_states) {
       for (std::size_t s = 0; s < count.by_state.size(); ++s) {
         if (count.by_state[s] != 0) {

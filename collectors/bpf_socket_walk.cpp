@@ -3,14 +3,13 @@
 #if SOCKET_EXPORTER_HAVE_BPF
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fmt/format.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <string>
-
-#include <fmt/format.h>
 
 #include "collectors/bpf/netns_sockets_embedded.h"
 #endif
@@ -203,12 +202,12 @@ Result<BpfSocketWalk::Stats> BpfSocketWalk::Walk(const SinkFor& sink_for) {
       return Fail("BPF: no process in a namespace that uses the shared socket tables");
     }
     if (walk.dropped != 0) {
-      return Fail(fmt::format("BPF: {} sockets did not fit in the 16 MiB ring buffer",
-                              walk.dropped));
+      return Fail(
+          fmt::format("BPF: {} sockets did not fit in the 16 MiB ring buffer", walk.dropped));
     }
     if (walk.truncated != 0) {
-      return Fail(fmt::format("BPF: {} hash chains were longer than the walk follows",
-                              walk.truncated));
+      return Fail(
+          fmt::format("BPF: {} hash chains were longer than the walk follows", walk.truncated));
     }
     if (state_->delivery.malformed) return Fail("BPF: malformed record");
     if (walk.table >= kFinished) {

@@ -41,7 +41,7 @@ class BpfSocketWalk {
   BpfSocketWalk& operator=(const BpfSocketWalk&) = delete;
 
   struct Stats {
-    std::uint64_t delivered = 0;  // records handed to a sink
+    std::uint64_t delivered = 0;    // records handed to a sink
     std::uint32_t table_netns = 0;  // inode of the namespace whose tables were walked
   };
   // Streams every socket to sink_for(namespace inode); nullptr skips the

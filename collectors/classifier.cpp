@@ -71,8 +71,7 @@ Classification Classifier::Classify(const SocketRecord& record) {
     result.is_listener = true;
     return result;
   }
-  if (HasNoPeer(record) ||
-      HasListener(listeners, record.local.Normalized(), record.local_port)) {
+  if (HasNoPeer(record) || HasListener(listeners, record.local.Normalized(), record.local_port)) {
     return Name(record, Direction::kInbound, record.local_port);
   }
   return Name(record, Direction::kOutbound, record.remote_port);

@@ -14,13 +14,13 @@
 // thread at a time and may keep per-scrape state in members.
 #pragma once
 
+#include <prometheus/metric_family.h>
+
 #include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <prometheus/metric_family.h>
 
 #include "collectors/classifier.h"
 #include "collectors/socket_record.h"

@@ -28,11 +28,10 @@ struct Unpacked {
 };
 
 Unpacked UnpackKey(std::uint64_t key) {
-  return Unpacked{static_cast<Protocol>((key >> 38) & 1U), static_cast<Family>((key >> 37) & 1U),
-                  static_cast<std::uint8_t>((key >> 33) & 0xFU),
-                  static_cast<Direction>((key >> 32) & 1U),
-                  static_cast<std::uint16_t>((key >> 16) & 0xFFFFU),
-                  static_cast<std::uint16_t>(key & 0xFFFFU)};
+  return Unpacked{
+      static_cast<Protocol>((key >> 38) & 1U),           static_cast<Family>((key >> 37) & 1U),
+      static_cast<std::uint8_t>((key >> 33) & 0xFU),     static_cast<Direction>((key >> 32) & 1U),
+      static_cast<std::uint16_t>((key >> 16) & 0xFFFFU), static_cast<std::uint16_t>(key & 0xFFFFU)};
 }
 
 // The state as counted: request sockets (NEW_SYN_RECV) are syn_recv, UDP has
@@ -47,8 +46,8 @@ std::uint8_t CountedState(const SocketRecord& record) {
 }
 
 constexpr std::uint8_t kTcpStates[] = {
-    kTcpEstablished, kTcpSynSent,   kTcpSynRecv, kTcpFinWait1, kTcpFinWait2,  kTcpTimeWait,
-    kTcpClose,       kTcpCloseWait, kTcpLastAck, kTcpListen,   kTcpClosing, kTcpBoundInactive};
+    kTcpEstablished, kTcpSynSent,   kTcpSynRecv, kTcpFinWait1, kTcpFinWait2, kTcpTimeWait,
+    kTcpClose,       kTcpCloseWait, kTcpLastAck, kTcpListen,   kTcpClosing,  kTcpBoundInactive};
 constexpr std::uint8_t kUdpStates[] = {kTcpEstablished, kTcpClose};
 
 }  // namespace
@@ -100,7 +99,8 @@ Result<void> ConnectionsCollector::Finish(std::vector<prometheus::MetricFamily>&
       continue;
     }
     const Unpacked u = UnpackKey(key);
-    const std::uint64_t other = PackKey(u.protocol, u.family, u.state, u.direction, u.port_range, 0);
+    const std::uint64_t other =
+        PackKey(u.protocol, u.family, u.state, u.direction, u.port_range, 0);
     folded[other] += count;
     folded_keys.insert(key);
     folded_sockets_ += count;
@@ -120,8 +120,8 @@ Result<void> ConnectionsCollector::Finish(std::vector<prometheus::MetricFamily>&
   }
 
   auto family = AddFamily(out, "socket_connections",
-                           "Sockets by protocol, family, state, direction, port range and service.",
-                           prometheus::MetricType::Gauge);
+                          "Sockets by protocol, family, state, direction, port range and service.",
+                          prometheus::MetricType::Gauge);
   family->metric.reserve(known_series_.size());
   for (const auto& [key, unused] : known_series_) {
     const Unpacked u = UnpackKey(key);

@@ -82,7 +82,8 @@ Result<PortInterval> ParseLocalPortRange(std::string_view text) {
   auto last = ParsePort(Trim(text.substr(space)), "ip_local_port_range");
   if (!last) return std::unexpected(last.error());
   if (*first > *last) {
-    return Fail(fmt::format("ip_local_port_range: first port {} above last port {}", *first, *last));
+    return Fail(
+        fmt::format("ip_local_port_range: first port {} above last port {}", *first, *last));
   }
   return PortInterval{*first, *last};
 }
@@ -201,39 +202,39 @@ Result<void> EphemeralCollector::Finish(std::vector<prometheus::MetricFamily>& o
            {}, reserved_in_range_);
 
   auto locked = AddFamily(out, "socket_ephemeral_bind_locked_ports",
-                           "Usable ephemeral ports held by a listener or a bound, unconnected "
-                           "socket: connect() skips them.",
-                           MetricType::Gauge);
-  auto capacity = AddFamily(out, "socket_ephemeral_capacity_ports",
-                             "Ports connect() can use per destination: range ports minus "
-                             "bind-locked ports.",
-                             MetricType::Gauge);
-  auto used = AddFamily(out, "socket_ephemeral_ports_used",
-                         "Distinct usable ephemeral ports held by any socket (the limit for "
-                         "bind(0) and UDP).",
-                         MetricType::Gauge);
-  auto max_ratio = AddFamily(out, "socket_ephemeral_destination_utilization_max_ratio",
-                              "Highest share of capacity used by one destination (local IP, "
-                              "remote IP, remote port); 1 means connect() to it fails.",
-                              MetricType::Gauge);
-  auto destinations = AddFamily(out, "socket_ephemeral_destinations",
-                                 "Destinations holding at least one usable ephemeral port.",
-                                 MetricType::Gauge);
-  auto above = AddFamily(out, "socket_ephemeral_destinations_above_ratio",
-                          "Destinations whose utilization is at or above the threshold.",
+                          "Usable ephemeral ports held by a listener or a bound, unconnected "
+                          "socket: connect() skips them.",
                           MetricType::Gauge);
-  auto untracked = AddFamily(out, "socket_ephemeral_untracked_sockets",
-                              "Sockets to destinations beyond ephemeral.max_tracked_destinations "
-                              "(not in the per-destination figures).",
-                              MetricType::Gauge);
-  auto top_used = AddFamily(out, "socket_ephemeral_destination_ports_used",
-                             "Usable ephemeral ports used towards one destination, for the "
-                             "ephemeral.top_destinations busiest destinations.",
+  auto capacity = AddFamily(out, "socket_ephemeral_capacity_ports",
+                            "Ports connect() can use per destination: range ports minus "
+                            "bind-locked ports.",
+                            MetricType::Gauge);
+  auto used = AddFamily(out, "socket_ephemeral_ports_used",
+                        "Distinct usable ephemeral ports held by any socket (the limit for "
+                        "bind(0) and UDP).",
+                        MetricType::Gauge);
+  auto max_ratio = AddFamily(out, "socket_ephemeral_destination_utilization_max_ratio",
+                             "Highest share of capacity used by one destination (local IP, "
+                             "remote IP, remote port); 1 means connect() to it fails.",
                              MetricType::Gauge);
+  auto destinations =
+      AddFamily(out, "socket_ephemeral_destinations",
+                "Destinations holding at least one usable ephemeral port.", MetricType::Gauge);
+  auto above =
+      AddFamily(out, "socket_ephemeral_destinations_above_ratio",
+                "Destinations whose utilization is at or above the threshold.", MetricType::Gauge);
+  auto untracked = AddFamily(out, "socket_ephemeral_untracked_sockets",
+                             "Sockets to destinations beyond ephemeral.max_tracked_destinations "
+                             "(not in the per-destination figures).",
+                             MetricType::Gauge);
+  auto top_used = AddFamily(out, "socket_ephemeral_destination_ports_used",
+                            "Usable ephemeral ports used towards one destination, for the "
+                            "ephemeral.top_destinations busiest destinations.",
+                            MetricType::Gauge);
   auto top_time_wait = AddFamily(out, "socket_ephemeral_destination_time_wait_ports",
-                                  "Of socket_ephemeral_destination_ports_used, ports held by "
-                                  "TIME_WAIT sockets.",
-                                  MetricType::Gauge);
+                                 "Of socket_ephemeral_destination_ports_used, ports held by "
+                                 "TIME_WAIT sockets.",
+                                 MetricType::Gauge);
 
   const auto& thresholds = config_->ephemeral.utilization_thresholds;
   for (Protocol protocol : {Protocol::kTcp, Protocol::kUdp}) {

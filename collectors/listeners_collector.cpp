@@ -113,8 +113,8 @@ Result<void> ListenersCollector::Finish(std::vector<prometheus::MetricFamily>& o
   std::vector<Rank> ranked;
   ranked.reserve(by_port.size());
   for (const auto& [port, rank] : by_port) ranked.push_back(rank);
-  const std::size_t kept_count = std::min<std::size_t>(config_->listeners.top_other_ports,
-                                                       ranked.size());
+  const std::size_t kept_count =
+      std::min<std::size_t>(config_->listeners.top_other_ports, ranked.size());
   std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(kept_count),
                     ranked.end(), [](const Rank& a, const Rank& b) {
                       if (a.fill != b.fill) return a.fill > b.fill;
@@ -150,10 +150,8 @@ Result<void> ListenersCollector::Finish(std::vector<prometheus::MetricFamily>& o
   auto publish = [&](Family family, const std::string& port, const std::string& service,
                      const Queue& queue) {
     const std::string family_name(FamilyName(family));
-    Labels labels{{"protocol", "tcp"},
-                  {"family", family_name},
-                  {"port", port},
-                  {"service_name", service}};
+    Labels labels{
+        {"protocol", "tcp"}, {"family", family_name}, {"port", port}, {"service_name", service}};
     AddGauge(length, labels, static_cast<double>(queue.length));
     AddGauge(limit, std::move(labels), static_cast<double>(queue.limit));
     AddGauge(syn_recv, {{"family", family_name}, {"port", port}, {"service_name", service}},

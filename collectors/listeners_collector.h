@@ -62,8 +62,8 @@ class ListenersCollector : public Collector {
   }
 
   std::shared_ptr<const Config> config_;
-  std::unordered_map<std::uint32_t, Queue> queues_;   // this scrape
-  std::map<std::string, std::uint64_t> netstat_;      // this scrape
+  std::unordered_map<std::uint32_t, Queue> queues_;  // this scrape
+  std::map<std::string, std::uint64_t> netstat_;     // this scrape
 };
 
 }  // namespace socket_exporter

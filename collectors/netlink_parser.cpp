@@ -1,6 +1,7 @@
 #include "collectors/netlink_parser.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
@@ -9,8 +10,6 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
-
-#include <fmt/format.h>
 
 namespace socket_exporter {
 namespace {
@@ -61,8 +60,8 @@ std::string KernelErrorText(int error_number) {
   return fmt::format("{} ({})", description, name);
 }
 
-Result<NetlinkBatchStatus> ParseSockDiagBatch(std::span<const std::uint8_t> bytes, Protocol protocol,
-                                              SocketSink& sink) {
+Result<NetlinkBatchStatus> ParseSockDiagBatch(std::span<const std::uint8_t> bytes,
+                                              Protocol protocol, SocketSink& sink) {
   NetlinkBatchStatus status;
   SocketRecord record;
   record.protocol = protocol;
@@ -72,17 +71,20 @@ Result<NetlinkBatchStatus> ParseSockDiagBatch(std::span<const std::uint8_t> byte
     const std::size_t remaining = bytes.size() - offset;
     // The checks NLMSG_OK makes, made before anything is read.
     if (remaining < kHeaderLength) {
-      return Fail(fmt::format("netlink: truncated message header at byte {}: {} bytes left, need {}",
-                              offset, remaining, kHeaderLength));
+      return Fail(
+          fmt::format("netlink: truncated message header at byte {}: {} bytes left, need {}",
+                      offset, remaining, kHeaderLength));
     }
     const auto header = Load<nlmsghdr>(bytes, offset);
     if (header.nlmsg_len < kHeaderLength) {
-      return Fail(fmt::format("netlink: message at byte {} has nlmsg_len {}, shorter than its header",
-                              offset, header.nlmsg_len));
+      return Fail(
+          fmt::format("netlink: message at byte {} has nlmsg_len {}, shorter than its header",
+                      offset, header.nlmsg_len));
     }
     if (header.nlmsg_len > remaining) {
-      return Fail(fmt::format("netlink: truncated message at byte {}: nlmsg_len {} but {} bytes left",
-                              offset, header.nlmsg_len, remaining));
+      return Fail(
+          fmt::format("netlink: truncated message at byte {}: nlmsg_len {} but {} bytes left",
+                      offset, header.nlmsg_len, remaining));
     }
     if ((header.nlmsg_flags & NLM_F_DUMP_INTR) != 0) status.dump_interrupted = true;
 
@@ -114,15 +116,16 @@ Result<NetlinkBatchStatus> ParseSockDiagBatch(std::span<const std::uint8_t> byte
         return status;
       }
       case NLMSG_OVERRUN:
-        return Fail(fmt::format("netlink: NLMSG_OVERRUN at byte {}: the kernel dropped data", offset));
+        return Fail(
+            fmt::format("netlink: NLMSG_OVERRUN at byte {}: the kernel dropped data", offset));
       case SOCK_DIAG_BY_FAMILY:
       case TCPDIAG_GETSOCK: {
         // Both reply types carry an inet_diag_msg, possibly followed by
         // attributes we did not ask for and ignore.
         if (payload_length < sizeof(inet_diag_msg)) {
           return Fail(fmt::format(
-              "netlink: inet_diag_msg at byte {} is {} bytes, shorter than the {}-byte struct", offset,
-              payload_length, sizeof(inet_diag_msg)));
+              "netlink: inet_diag_msg at byte {} is {} bytes, shorter than the {}-byte struct",
+              offset, payload_length, sizeof(inet_diag_msg)));
         }
         const auto msg = Load<inet_diag_msg>(bytes, payload_offset);
         if (msg.idiag_family == AF_INET) {
@@ -139,7 +142,8 @@ Result<NetlinkBatchStatus> ParseSockDiagBatch(std::span<const std::uint8_t> byte
         // a pseudo-state for requests only. No other TCP socket in a dump is
         // in CLOSE (a socket leaves the listening and established hashes
         // before its state becomes CLOSE), so CLOSE means bound_inactive.
-        if (protocol == Protocol::kTcp && record.state == kTcpClose) record.state = kTcpBoundInactive;
+        if (protocol == Protocol::kTcp && record.state == kTcpClose)
+          record.state = kTcpBoundInactive;
         FillAddress(msg.id.idiag_src, record.family, record.local);
         FillAddress(msg.id.idiag_dst, record.family, record.remote);
         record.local_port = ntohs(msg.id.idiag_sport);

@@ -39,8 +39,8 @@ struct NetlinkBatchStatus {
 // nlmsg_len shorter than a header, a payload shorter than inet_diag_msg, an
 // unknown address family or message type, NLMSG_OVERRUN. Records parsed
 // before the bad message have already been delivered; nothing after it is.
-Result<NetlinkBatchStatus> ParseSockDiagBatch(std::span<const std::uint8_t> bytes, Protocol protocol,
-                                              SocketSink& sink);
+Result<NetlinkBatchStatus> ParseSockDiagBatch(std::span<const std::uint8_t> bytes,
+                                              Protocol protocol, SocketSink& sink);
 
 // "Operation not permitted (EPERM)": strerror text plus the symbolic name
 // where known, for error messages.

@@ -1,6 +1,7 @@
 #include "collectors/netlink_source.h"
 
 #include <errno.h>
+#include <fmt/format.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
@@ -10,8 +11,6 @@
 #include <unistd.h>
 
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "collectors/netlink_parser.h"
 
@@ -170,15 +169,16 @@ Result<NetlinkSource::DumpOutcome> NetlinkSource::Dump(int fd, Protocol protocol
     }
     if (from.nl_pid != 0) continue;  // not from the kernel; nobody else may speak for it
     if ((message.msg_flags & MSG_TRUNC) != 0) {
-      return Fail(fmt::format(
-          "netlink: a {} reply was larger than the {}-byte buffer and was truncated", what,
-          buffer_.size()));
+      return Fail(
+          fmt::format("netlink: a {} reply was larger than the {}-byte buffer and was truncated",
+                      what, buffer_.size()));
     }
     if (received == 0) {
       return Fail(fmt::format("netlink: empty datagram during the {} dump", what));
     }
 
-    const std::span<const std::uint8_t> datagram(buffer_.data(), static_cast<std::size_t>(received));
+    const std::span<const std::uint8_t> datagram(buffer_.data(),
+                                                 static_cast<std::size_t>(received));
     if (options_.recorder) options_.recorder(protocol, datagram);
     auto batch = ParseSockDiagBatch(datagram, protocol, sink);
     if (!batch) {
@@ -210,8 +210,9 @@ Result<void> NetlinkSource::DumpByFamily(int fd, Protocol protocol, std::uint8_t
   if (outcome->interrupted) ++stats.dump_interrupted;
   if (outcome->kernel_errno == 0) return {};
   if (family == AF_INET6 && outcome->kernel_errno == ENOENT && outcome->records == 0) return {};
-  return FailWithErrno(outcome->kernel_errno, fmt::format("netlink: the kernel refused the {} dump: {}",
-                                                          what, KernelErrorText(outcome->kernel_errno)));
+  return FailWithErrno(outcome->kernel_errno,
+                       fmt::format("netlink: the kernel refused the {} dump: {}", what,
+                                   KernelErrorText(outcome->kernel_errno)));
 }
 
 Result<SourceStats> NetlinkSource::Stream(SocketSink& sink) {
@@ -224,8 +225,8 @@ Result<SourceStats> NetlinkSource::Stream(SocketSink& sink) {
                      : ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
   if (fd < 0) {
     const int error = errno;
-    return FailWithErrno(error, "netlink: cannot open a NETLINK_SOCK_DIAG socket: " +
-                                    KernelErrorText(error));
+    return FailWithErrno(
+        error, "netlink: cannot open a NETLINK_SOCK_DIAG socket: " + KernelErrorText(error));
   }
   // One socket per Stream(): nothing from an earlier, possibly failed, dump
   // can be left queued to confuse this one.
@@ -273,7 +274,8 @@ Result<SourceStats> NetlinkSource::Stream(SocketSink& sink) {
         {AF_INET6, kTcpAllButListen, "TCP IPv6 non-listening"},
     };
     for (const DumpPass& pass : kTcpPasses) {
-      auto done = DumpByFamily(fd, Protocol::kTcp, pass.family, pass.states, pass.what, sink, stats);
+      auto done =
+          DumpByFamily(fd, Protocol::kTcp, pass.family, pass.states, pass.what, sink, stats);
       if (!done) return std::unexpected(done.error());
     }
   }

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <fnmatch.h>
 #include <linux/capability.h>
 #include <sys/stat.h>
@@ -14,8 +15,6 @@
 #include <cstring>
 #include <map>
 #include <memory>
-
-#include <fmt/format.h>
 
 namespace socket_exporter {
 namespace {
@@ -105,7 +104,8 @@ void Identify(NetnsEntry& entry, const std::string& procfs_root) {
     if (!comm) continue;
     entry.pid = pid;
     entry.comm = TrimNewline(std::move(*comm));
-    if (auto cgroup = ReadSmall(base + "cgroup")) entry.container_id = ContainerIdFromCgroup(*cgroup);
+    if (auto cgroup = ReadSmall(base + "cgroup"))
+      entry.container_id = ContainerIdFromCgroup(*cgroup);
     return;
   }
 }
@@ -143,8 +143,8 @@ std::string ContainerIdFromCgroup(std::string_view cgroup_text) {
   while (!cgroup_text.empty()) {
     const std::size_t newline = cgroup_text.find('\n');
     std::string_view line = cgroup_text.substr(0, newline);
-    cgroup_text = newline == std::string_view::npos ? std::string_view{}
-                                                    : cgroup_text.substr(newline + 1);
+    cgroup_text =
+        newline == std::string_view::npos ? std::string_view{} : cgroup_text.substr(newline + 1);
     // hierarchy-ID:controller-list:cgroup-path; the path may contain ':'.
     const std::size_t first_colon = line.find(':');
     if (first_colon == std::string_view::npos) continue;

@@ -62,14 +62,14 @@ Result<std::map<std::string, std::uint64_t>> ParseNetstat(std::string_view text)
   for (std::size_t i = 0; i < lines.size(); i += 2) {
     const Line& header = lines[i];
     if (i + 1 == lines.size()) {
-      return Fail(fmt::format("line {}: header \"{}:\" has no value line", header.number,
-                              header.prefix));
+      return Fail(
+          fmt::format("line {}: header \"{}:\" has no value line", header.number, header.prefix));
     }
     const Line& values = lines[i + 1];
     if (values.prefix != header.prefix) {
-      return Fail(fmt::format(
-          "line {}: value line \"{}:\" does not match header \"{}:\" of line {}", values.number,
-          values.prefix, header.prefix, header.number));
+      return Fail(
+          fmt::format("line {}: value line \"{}:\" does not match header \"{}:\" of line {}",
+                      values.number, values.prefix, header.prefix, header.number));
     }
     if (values.words.size() != header.words.size()) {
       return Fail(fmt::format("line {}: {} values for the {} names of \"{}:\" on line {}",

@@ -20,8 +20,8 @@ class AutoSource : public SocketSource {
     if (!used_procfs_) return result;
     auto fallback = procfs_.Stream(sink);
     if (!fallback) {
-      return Fail(fallback.error().message + " (procfs fallback; netlink: " + result.error().message +
-                  ")");
+      return Fail(fallback.error().message +
+                  " (procfs fallback; netlink: " + result.error().message + ")");
     }
     return fallback;
   }

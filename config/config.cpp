@@ -7,8 +7,13 @@
 #include "config/config.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <array>
@@ -30,12 +35,6 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
-
-#include <fmt/format.h>
-#include <yaml-cpp/depthguard.h>
-#include <yaml-cpp/eventhandler.h>
-#include <yaml-cpp/parser.h>
-#include <yaml-cpp/yaml.h>
 
 namespace socket_exporter {
 namespace {
@@ -482,9 +481,9 @@ class Parser {
       const std::string& name = key.Scalar();
       const auto [previous, inserted] = seen.emplace(name, key_pos);
       if (!inserted) {
-        Error(key_pos, map.path,
-              fmt::format("duplicate key {} (first at line {})", Quote(name),
-                          previous->second.line));
+        Error(
+            key_pos, map.path,
+            fmt::format("duplicate key {} (first at line {})", Quote(name), previous->second.line));
         continue;
       }
       visit(name, key_pos, Field{entry.second, ChildPath(map.path, name), key_pos});
@@ -492,8 +491,7 @@ class Parser {
     return true;
   }
 
-  std::optional<std::uint32_t> ParseUint(const Field& field, std::uint32_t min,
-                                         std::uint32_t max) {
+  std::optional<std::uint32_t> ParseUint(const Field& field, std::uint32_t min, std::uint32_t max) {
     std::optional<std::uint64_t> value;
     if (field.node.IsScalar() && !IsStringTagged(field.node)) {
       value = ParseDecimal(field.node.Scalar());
@@ -523,8 +521,7 @@ class Parser {
       double value = 0;
       const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
       // The comparison is written so that NaN fails it.
-      if (error == std::errc() && end == text.data() + text.size() && value > 0.0 &&
-          value <= 1.0) {
+      if (error == std::errc() && end == text.data() + text.size() && value > 0.0 && value <= 1.0) {
         return value;
       }
     }
@@ -880,11 +877,11 @@ class Parser {
                               : conflict.protocols == 1u ? "tcp"
                                                          : "udp";
       const bool single = conflict.overlap.first == conflict.overlap.last;
-      Error(conflict.later->pos, claim_paths[conflict.later->path],
-            fmt::format("{} of service {} {} already assigned to service {} for {}",
-                        PortsPhrase(conflict.overlap), service_names[conflict.later->service],
-                        single ? "is" : "are", service_names[conflict.earlier->service],
-                        protocols));
+      Error(
+          conflict.later->pos, claim_paths[conflict.later->path],
+          fmt::format("{} of service {} {} already assigned to service {} for {}",
+                      PortsPhrase(conflict.overlap), service_names[conflict.later->service],
+                      single ? "is" : "are", service_names[conflict.earlier->service], protocols));
     }
   }
 

@@ -77,7 +77,7 @@ struct LimitsConfig {
 };
 
 struct Config {
-  std::string source;  // file path, or "<embedded default>"
+  std::string source;                        // file path, or "<embedded default>"
   std::vector<PortRangeConfig> port_ranges;  // sorted by first port; covers 0-65535
   std::vector<ServiceConfig> services;       // in file order
   // Collector name -> enabled, for every collector named in the file.

@@ -86,8 +86,9 @@ PassOutcome CollectorPass::Finish() {
   return std::move(outcome_);
 }
 
-PassOutcome RunCollectorPass(const ScrapeContext& context, std::span<const PassCollector> collectors,
-                             SocketSource* source, std::string_view where) {
+PassOutcome RunCollectorPass(const ScrapeContext& context,
+                             std::span<const PassCollector> collectors, SocketSource* source,
+                             std::string_view where) {
   CollectorPass pass(context, std::vector<PassCollector>(collectors.begin(), collectors.end()),
                      std::string(where));
   pass.Begin();

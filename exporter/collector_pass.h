@@ -8,14 +8,14 @@
 // the calling thread during the call.
 #pragma once
 
+#include <prometheus/metric_family.h>
+
 #include <chrono>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <prometheus/metric_family.h>
 
 #include "collectors/collector.h"
 #include "collectors/socket_source.h"
@@ -44,8 +44,9 @@ struct PassOutcome {
 };
 
 // `where` is appended to log messages ("" or " in netns X").
-PassOutcome RunCollectorPass(const ScrapeContext& context, std::span<const PassCollector> collectors,
-                             SocketSource* source, std::string_view where = "");
+PassOutcome RunCollectorPass(const ScrapeContext& context,
+                             std::span<const PassCollector> collectors, SocketSource* source,
+                             std::string_view where = "");
 
 // The same run in phases, for a socket pass that is not a SocketSource's
 // Stream() (the netns collector's single BPF walk feeds many passes):

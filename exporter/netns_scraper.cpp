@@ -1,5 +1,6 @@
 #include "exporter/netns_scraper.h"
 
+#include <fmt/format.h>
 #include <sched.h>
 #include <spdlog/spdlog.h>
 
@@ -9,8 +10,6 @@
 #include <fstream>
 #include <thread>
 #include <unordered_map>
-
-#include <fmt/format.h>
 
 #include "collectors/bpf_socket_walk.h"
 #include "collectors/registry.h"
@@ -62,8 +61,8 @@ struct WorkerInput {
 
 // Enters the task's namespace unless the thread is already there. False
 // (with result.gone or result.error set) when it cannot.
-bool Enter(const NamespaceTask& task, NamespaceResult& result, const NetnsDiscoveryOptions& discovery,
-           std::uint64_t& current) {
+bool Enter(const NamespaceTask& task, NamespaceResult& result,
+           const NetnsDiscoveryOptions& discovery, std::uint64_t& current) {
   if (task.entry->inode == current) return true;
   auto fd = OpenNamespace(*task.entry, discovery);
   if (!fd) {
@@ -355,8 +354,8 @@ NetnsOutcome NetnsScraper::Collect(const std::shared_ptr<const Config>& config,
   std::vector<NamespaceResult> results(tasks.size());
   // Without CAP_SYS_ADMIN only the own namespace is scraped: nothing to gain.
   BpfSocketWalk* walk = HasCapSysAdmin() ? BpfWalkFor(config->netns.source) : nullptr;
-  const WorkerInput input{&tasks, config, options_.procfs_root, &discovery_options_, own_inode,
-                          walk};
+  const WorkerInput input{&tasks,    config, options_.procfs_root, &discovery_options_,
+                          own_inode, walk};
   std::string walk_error;
   std::thread worker([&] {
     if (input.walk != nullptr) {

@@ -35,6 +35,8 @@
 // before returning.
 #pragma once
 
+#include <prometheus/metric_family.h>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -43,8 +45,6 @@
 #include <set>
 #include <string>
 #include <vector>
-
-#include <prometheus/metric_family.h>
 
 #include "collectors/bpf_socket_walk.h"
 #include "collectors/collector.h"
@@ -64,7 +64,7 @@ struct NetnsScraperOptions {
 };
 
 struct NetnsCollectorRun {
-  bool ok = true;  // succeeded in every namespace it ran in
+  bool ok = true;                                  // succeeded in every namespace it ran in
   std::chrono::steady_clock::duration duration{};  // summed over namespaces
 };
 
@@ -72,7 +72,7 @@ struct NetnsOutcome {
   // Socket collectors' families with the netns label, then socket_exporter_netns_*.
   std::vector<prometheus::MetricFamily> families;
   std::map<std::string, NetnsCollectorRun> runs;  // per socket collector name
-  bool ok = true;  // the netns collector's own success
+  bool ok = true;                                 // the netns collector's own success
   std::chrono::steady_clock::duration duration{};
   struct Scanned {
     std::string netns;

@@ -27,9 +27,8 @@ Scraper::Scraper(ScraperOptions options, std::shared_ptr<const Config> config)
   }
   source_ = options_.make_source ? options_.make_source()
                                  : MakeSocketSource(options_.source, options_.procfs_root);
-  netns_ = std::make_unique<NetnsScraper>(
-      NetnsScraperOptions{options_.source, options_.procfs_root, "/var/run/netns",
-                          options_.make_source});
+  netns_ = std::make_unique<NetnsScraper>(NetnsScraperOptions{
+      options_.source, options_.procfs_root, "/var/run/netns", options_.make_source});
 }
 
 void Scraper::SetConfig(std::shared_ptr<const Config> config) {
@@ -174,12 +173,12 @@ ScrapeOutcome Scraper::RunCollection() const {
   }
 
   auto duration = AddFamily(outcome.families, "socket_exporter_collector_duration_seconds",
-                             "Time a collector took in this scrape, including the shared socket "
-                             "table pass for collectors that read sockets.",
-                             prometheus::MetricType::Gauge);
-  auto success = AddFamily(outcome.families, "socket_exporter_collector_success",
-                            "1 if the collector succeeded in this scrape, 0 if it failed.",
+                            "Time a collector took in this scrape, including the shared socket "
+                            "table pass for collectors that read sockets.",
                             prometheus::MetricType::Gauge);
+  auto success = AddFamily(outcome.families, "socket_exporter_collector_success",
+                           "1 if the collector succeeded in this scrape, 0 if it failed.",
+                           prometheus::MetricType::Gauge);
   for (const Run& run : runs) {
     AddGauge(duration, {{"collector", std::string(run.name)}}, Seconds(run.duration));
     AddGauge(success, {{"collector", std::string(run.name)}}, run.ok ? 1.0 : 0.0);
@@ -210,8 +209,8 @@ ScrapeOutcome Scraper::RunCollection() const {
       prometheus::MetricType::Counter);
   AddCounter(collections, {}, static_cast<double>(collections_total_));
   auto build = AddFamily(outcome.families, "socket_exporter_build_info",
-                          "Build information of socket_exporter; the value is always 1.",
-                          prometheus::MetricType::Gauge);
+                         "Build information of socket_exporter; the value is always 1.",
+                         prometheus::MetricType::Gauge);
   AddGauge(build, {{"version", kVersion}, {"revision", kRevision}}, 1.0);
 
   std::function<std::vector<prometheus::MetricFamily>()> extra;

@@ -11,6 +11,8 @@
 // All public methods are thread-safe.
 #pragma once
 
+#include <prometheus/collectable.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -20,8 +22,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <prometheus/collectable.h>
 
 #include "collectors/collector.h"
 #include "collectors/socket_source.h"

@@ -1,6 +1,7 @@
 #include "exporter/socket_view.h"
 
 #include <arpa/inet.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -13,8 +14,6 @@
 #include <tuple>
 #include <utility>
 
-#include <spdlog/spdlog.h>
-
 #include "collectors/socket_sources.h"
 #include "exporter/scraper.h"
 
@@ -26,9 +25,9 @@ namespace {
 // dotted IPv6 form for ::ffff:a.b.c.d and ::a.b.c.d, which are shorter.
 constexpr std::size_t kIpv4EndpointWidth = 21;
 constexpr std::size_t kIpv6EndpointWidth = 47;
-constexpr std::size_t kProtoWidth = 5;       // "Proto", "tcp6"
-constexpr std::size_t kStateWidth = 14;      // "bound_inactive"
-constexpr std::size_t kDirectionWidth = 9;   // "Direction"
+constexpr std::size_t kProtoWidth = 5;      // "Proto", "tcp6"
+constexpr std::size_t kStateWidth = 14;     // "bound_inactive"
+constexpr std::size_t kDirectionWidth = 9;  // "Direction"
 // Lines are handed to the stream in chunks of about this size.
 constexpr std::size_t kFlushThreshold = 64 * 1024;
 
@@ -141,8 +140,7 @@ std::string_view LabelOf(const prometheus::ClientMetric& metric, std::string_vie
 }
 
 double ValueOf(const prometheus::MetricFamily& family, const prometheus::ClientMetric& metric) {
-  return family.type == prometheus::MetricType::Counter ? metric.counter.value
-                                                         : metric.gauge.value;
+  return family.type == prometheus::MetricType::Counter ? metric.counter.value : metric.gauge.value;
 }
 
 // The one sample of a family without labels (or the sum of its samples
@@ -172,8 +170,7 @@ std::string Ratio(double value) { return fmt::format("{:.6f}", value); }
 class Table {
  public:
   // right[i]: column i is numeric and right-aligned.
-  Table(std::vector<std::string> header, std::vector<bool> right)
-      : right_(std::move(right)) {
+  Table(std::vector<std::string> header, std::vector<bool> right) : right_(std::move(right)) {
     rows_.push_back(std::move(header));
   }
   void Add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
@@ -278,8 +275,7 @@ void WriteConnectionTables(const std::vector<prometheus::MetricFamily>& families
   Table state_table(std::move(header), std::move(right));
   double grand_total = 0;
   for (const auto& [key, counts] : by_state) {
-    std::vector<std::string> row{key.first,
-                                 key.second < states.size() ? states[key.second] : "?"};
+    std::vector<std::string> row{key.first, key.second < states.size() ? states[key.second] : "?"};
     double total = 0;
     for (std::size_t service : columns) {
       const auto it = counts.find(service);
@@ -337,8 +333,8 @@ void WriteEphemeralTables(const std::vector<prometheus::MetricFamily>& families,
       if (!Contains(thresholds, threshold)) thresholds.push_back(threshold);
     }
   }
-  std::vector<std::string> header{"protocol",     "bind_locked",     "capacity", "ports_used",
-                                  "destinations", "max_utilization"};
+  std::vector<std::string> header{"protocol",   "bind_locked",  "capacity",
+                                  "ports_used", "destinations", "max_utilization"};
   for (const std::string& threshold : thresholds) header.push_back(">=" + threshold);
   header.push_back("untracked");
   std::vector<bool> right(header.size(), true);
@@ -350,12 +346,13 @@ void WriteEphemeralTables(const std::vector<prometheus::MetricFamily>& families,
       return Sample(families, name, "protocol", protocol).value_or(0);
     };
     capacity[protocol] = value("socket_ephemeral_capacity_ports");
-    std::vector<std::string> row{protocol,
-                                 Count(value("socket_ephemeral_bind_locked_ports")),
-                                 Count(capacity[protocol]),
-                                 Count(value("socket_ephemeral_ports_used")),
-                                 Count(value("socket_ephemeral_destinations")),
-                                 Ratio(value("socket_ephemeral_destination_utilization_max_ratio"))};
+    std::vector<std::string> row{
+        protocol,
+        Count(value("socket_ephemeral_bind_locked_ports")),
+        Count(capacity[protocol]),
+        Count(value("socket_ephemeral_ports_used")),
+        Count(value("socket_ephemeral_destinations")),
+        Ratio(value("socket_ephemeral_destination_utilization_max_ratio"))};
     const auto* above = FindFamily(families, "socket_ephemeral_destinations_above_ratio");
     for (const std::string& threshold : thresholds) {
       double n = 0;
@@ -428,9 +425,8 @@ bool SocketFilter::Matches(const SocketRecord& record, const Classification& cls
   if (!families.empty() && !Contains(families, record.family)) return false;
   if (!directions.empty() && !Contains(directions, cls.direction)) return false;
   if (!services.empty() && !Contains(services, cls.service)) return false;
-  if (!states.empty() &&
-      std::find(states.begin(), states.end(), StateName(record.protocol, record.state)) ==
-          states.end()) {
+  if (!states.empty() && std::find(states.begin(), states.end(),
+                                   StateName(record.protocol, record.state)) == states.end()) {
     return false;
   }
   if (!ports.empty()) {
@@ -466,8 +462,8 @@ Result<SocketFilter> ParseSocketFilter(const ListFilterFlags& flags, const Confi
   const std::vector<std::string> states = StateLabelValues();
   for (const std::string& value : flags.state) {
     if (!Contains(states, value)) {
-      return Fail(fmt::format("--filter.state: \"{}\" is not a state; use one of {}", value,
-                              Join(states)));
+      return Fail(
+          fmt::format("--filter.state: \"{}\" is not a state; use one of {}", value, Join(states)));
     }
     filter.states.push_back(value);
   }
@@ -479,8 +475,8 @@ Result<SocketFilter> ParseSocketFilter(const ListFilterFlags& flags, const Confi
                               value, config.source, Join(services)));
     }
     // services: config order then "other"; Classification: 0 = other, 1 + i.
-    filter.services.push_back(
-        index + 1 == services.size() ? std::uint16_t{0} : static_cast<std::uint16_t>(index + 1));
+    filter.services.push_back(index + 1 == services.size() ? std::uint16_t{0}
+                                                           : static_cast<std::uint16_t>(index + 1));
   }
   for (const std::string& value : flags.port) {
     auto span = ParsePortSpan(value);
@@ -556,7 +552,8 @@ void SocketListWriter::AppendJson(const SocketRecord& record, const Classificati
   AppendJsonString(buffer_, FormatAddress(record.local, local));
   fmt::format_to(it, ",\"local_port\":{},\"remote_address\":", record.local_port);
   AppendJsonString(buffer_, FormatAddress(record.remote, remote));
-  fmt::format_to(it, ",\"remote_port\":{},\"direction\":\"{}\",\"service_port\":{},"
+  fmt::format_to(it,
+                 ",\"remote_port\":{},\"direction\":\"{}\",\"service_port\":{},"
                  "\"service_name\":",
                  record.remote_port, DirectionName(cls.direction), cls.service_port);
   AppendJsonString(buffer_, config_->ServiceName(cls.service));
@@ -580,9 +577,10 @@ Result<std::uint64_t> WriteSocketList(SocketSource& source, std::shared_ptr<cons
   out.flush();
   if (!stats) return std::unexpected(stats.error());
   if (stats->dump_interrupted > 0) {
-    spdlog::warn("the kernel flagged {} dump(s) as interrupted by table changes: a socket may be "
-                 "missing or listed twice",
-                 stats->dump_interrupted);
+    spdlog::warn(
+        "the kernel flagged {} dump(s) as interrupted by table changes: a socket may be "
+        "missing or listed twice",
+        stats->dump_interrupted);
   }
   return writer.listed();
 }

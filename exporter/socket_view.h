@@ -14,15 +14,15 @@
 // one Stream()); the free functions are stateless and thread-safe.
 #pragma once
 
+#include <fmt/format.h>
+#include <prometheus/metric_family.h>
+
 #include <cstdint>
 #include <memory>
 #include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <fmt/format.h>
-#include <prometheus/metric_family.h>
 
 #include "collectors/classifier.h"
 #include "collectors/socket_record.h"
@@ -53,9 +53,9 @@ struct SocketFilter {
   };
   std::vector<Protocol> protocols;
   std::vector<Family> families;
-  std::vector<std::string> states;        // label values, see StateLabelValues()
-  std::vector<std::uint16_t> services;    // Classification::service indices (0 = "other")
-  std::vector<PortSpan> ports;            // local or remote port
+  std::vector<std::string> states;      // label values, see StateLabelValues()
+  std::vector<std::uint16_t> services;  // Classification::service indices (0 = "other")
+  std::vector<PortSpan> ports;          // local or remote port
   std::vector<Direction> directions;
 
   // Only families == {ipv4} can rule out IPv6 addresses (column widths).

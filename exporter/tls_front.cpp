@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <netinet/tcp.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -18,8 +19,6 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
-
-#include <fmt/format.h>
 
 namespace socket_exporter {
 
@@ -98,8 +97,8 @@ Result<TlsContextPtr> BuildTlsContext(const TlsServerConfig& config) {
   SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                           SSL_MODE_RELEASE_BUFFERS);
   if (SSL_CTX_use_certificate_chain_file(c, config.cert_file.c_str()) != 1) {
-    return Fail(fmt::format("cert_file \"{}\": cannot load a PEM certificate: {}",
-                            config.cert_file, OpenSslErrors()));
+    return Fail(fmt::format("cert_file \"{}\": cannot load a PEM certificate: {}", config.cert_file,
+                            OpenSslErrors()));
   }
   if (SSL_CTX_use_PrivateKey_file(c, config.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
     const unsigned long last = ERR_peek_last_error();
@@ -331,7 +330,8 @@ class Relay {
         }
         if (!to_backend_.empty()) {
           if (backend_fd_ < 0 && !ConnectBackend()) return false;
-          const ssize_t n = ::send(backend_fd_, to_backend_.data(), to_backend_.size(), MSG_NOSIGNAL);
+          const ssize_t n =
+              ::send(backend_fd_, to_backend_.data(), to_backend_.size(), MSG_NOSIGNAL);
           if (n > 0) {
             to_backend_.Consume(static_cast<std::size_t>(n));
             progress = true;
@@ -381,8 +381,8 @@ class Relay {
                        {state_.stop_fd, POLLIN, 0}};
       // Until the client has sent a first byte it gets no more time than a
       // handshake: a connection that never asks anything goes soon.
-      const auto timeout = backend_fd_ < 0 ? state_.settings.handshake_timeout
-                                           : state_.settings.idle_timeout;
+      const auto timeout =
+          backend_fd_ < 0 ? state_.settings.handshake_timeout : state_.settings.idle_timeout;
       int n;
       do {
         n = ::poll(fds, 3, static_cast<int>(timeout.count()));
@@ -552,8 +552,7 @@ void AcceptLoop(std::shared_ptr<FrontEnd::State> state) {
           if (state->active >= state->settings.max_connections) {
             ::close(client);  // over the limit: refuse rather than queue
             if (Clock::now() - last_warning > std::chrono::seconds(60)) {
-              spdlog::warn("{} connections are open, the limit; closing new ones",
-                           state->active);
+              spdlog::warn("{} connections are open, the limit; closing new ones", state->active);
               last_warning = Clock::now();
             }
             continue;
@@ -593,8 +592,8 @@ Result<std::unique_ptr<FrontEnd>> FrontEnd::Listen(const std::vector<FrontAddres
     const int family = address.address.ss_family;
     const int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-      return Fail(fmt::format("cannot listen on {}: socket: {}", address.text,
-                              std::strerror(errno)));
+      return Fail(
+          fmt::format("cannot listen on {}: socket: {}", address.text, std::strerror(errno)));
     }
     state->listen_fds.push_back(fd);  // closed by ~State on any failure below
     const int one = 1;

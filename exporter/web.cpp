@@ -73,22 +73,21 @@ int BeginRequest(mg_connection* conn) {
   WebServer::Impl* impl = FindServer(info->server_port);
   if (impl == nullptr) {
     // Only while starting or stopping; never let a request through unchecked.
-    SendText(conn, 503, "Service Unavailable", "text/plain; charset=utf-8",
-             "Service Unavailable\n", head);
+    SendText(conn, 503, "Service Unavailable", "text/plain; charset=utf-8", "Service Unavailable\n",
+             head);
     return 1;
   }
   if (impl->front && info->server_port == impl->internal_port) {
     // The internal port carries what the front end relays, after TLS and
     // client certificate checks. Anyone else talking to it directly would
     // skip those checks.
-    const bool from_relay = std::string_view(info->remote_addr) == "127.0.0.1" &&
-                            info->remote_port > 0 && info->remote_port <= 65535 &&
-                            impl->front->relay_ports().Contains(
-                                static_cast<std::uint16_t>(info->remote_port));
+    const bool from_relay =
+        std::string_view(info->remote_addr) == "127.0.0.1" && info->remote_port > 0 &&
+        info->remote_port <= 65535 &&
+        impl->front->relay_ports().Contains(static_cast<std::uint16_t>(info->remote_port));
     if (!from_relay) {
       SendText(conn, 403, "Forbidden", "text/plain; charset=utf-8",
-               "Forbidden: this is the exporter's internal port; use its public address\n",
-               head);
+               "Forbidden: this is the exporter's internal port; use its public address\n", head);
       return 1;
     }
   }
@@ -102,8 +101,8 @@ int BeginRequest(mg_connection* conn) {
   Scraper::NoteRequestArrival();
   const std::string_view uri = info->local_uri ? info->local_uri : "";
   if (method != "GET" && !head) {
-    SendText(conn, 405, "Method Not Allowed", "text/plain; charset=utf-8",
-             "Method Not Allowed\n", false);
+    SendText(conn, 405, "Method Not Allowed", "text/plain; charset=utf-8", "Method Not Allowed\n",
+             false);
     return 1;
   }
   if (uri == impl->options.telemetry_path) {
@@ -155,8 +154,7 @@ Result<ListenAddress> ParseOneAddress(std::string_view text) {
   if (!host.empty() && host.front() == '[') {
     if (host.size() < 3 || host.back() != ']') {
       return Fail(fmt::format(
-          "--web.listen-address \"{}\": an IPv6 address goes in brackets, e.g. [::1]:19375",
-          text));
+          "--web.listen-address \"{}\": an IPv6 address goes in brackets, e.g. [::1]:19375", text));
     }
     host = host.substr(1, host.size() - 2);
     address.ipv6 = true;
@@ -166,8 +164,8 @@ Result<ListenAddress> ParseOneAddress(std::string_view text) {
     addrinfo* found = nullptr;
     const std::string literal(host);
     if (getaddrinfo(literal.c_str(), nullptr, &hints, &found) != 0) {
-      return Fail(fmt::format("--web.listen-address \"{}\": \"{}\" is not an IPv6 address", text,
-                              host));
+      return Fail(
+          fmt::format("--web.listen-address \"{}\": \"{}\" is not an IPv6 address", text, host));
     }
     freeaddrinfo(found);
   } else if (!host.empty()) {
@@ -222,8 +220,8 @@ Result<std::vector<ListenAddress>> ParseListenAddresses(std::string_view value) 
   std::size_t start = 0;
   while (start <= value.size()) {
     const auto comma = value.find(',', start);
-    const std::string_view item =
-        value.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    const std::string_view item = value.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     if (item.empty()) {
       return Fail(fmt::format("--web.listen-address \"{}\": empty address in the list", value));
     }
@@ -322,8 +320,7 @@ Result<std::unique_ptr<WebServer>> WebServer::Start(const WebOptions& options,
   std::vector<int> front_ports;
   if (impl->front) {
     front_ports = impl->front->Ports();
-    auto started =
-        impl->front->Start(static_cast<std::uint16_t>(impl->internal_port), tls_context);
+    auto started = impl->front->Start(static_cast<std::uint16_t>(impl->internal_port), tls_context);
     if (!started) {
       WebServer cleanup(std::move(impl));  // unregisters and stops CivetWeb
       return std::unexpected(started.error());

@@ -41,10 +41,9 @@ std::optional<std::string> DecodeBase64(std::string_view text) {
       values[j] = Base64Value(c);
       if (values[j] < 0) return std::nullopt;
     }
-    const unsigned group = (static_cast<unsigned>(values[0]) << 18) |
-                           (static_cast<unsigned>(values[1]) << 12) |
-                           (static_cast<unsigned>(values[2]) << 6) |
-                           static_cast<unsigned>(values[3]);
+    const unsigned group =
+        (static_cast<unsigned>(values[0]) << 18) | (static_cast<unsigned>(values[1]) << 12) |
+        (static_cast<unsigned>(values[2]) << 6) | static_cast<unsigned>(values[3]);
     if (padding == 2 && (group & 0xffffU) != 0) return std::nullopt;
     if (padding == 1 && (group & 0xffU) != 0) return std::nullopt;
     out += static_cast<char>((group >> 16) & 0xffU);
@@ -57,7 +56,9 @@ std::optional<std::string> DecodeBase64(std::string_view text) {
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
-    const auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; };
+    const auto lower = [](char c) {
+      return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+    };
     if (lower(a[i]) != lower(b[i])) return false;
   }
   return true;

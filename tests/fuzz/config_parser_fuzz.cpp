@@ -13,9 +13,9 @@
 //  - a rejected config gets a bounded, printable message: every line is
 //    "fuzz.yaml:LINE:COLUMN: ...", at most 101 lines (100 errors and the
 //    "more not shown" line), no control bytes besides the newlines.
+#include <array>
 #include <cstddef>
 #include <cstdint>
-#include <array>
 #include <cstdio>
 #include <set>
 #include <string>

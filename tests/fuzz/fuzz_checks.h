@@ -23,11 +23,11 @@ namespace socket_exporter::fuzz {
   std::abort();
 }
 
-#define FUZZ_CHECK(condition, detail)                                         \
-  do {                                                                        \
-    if (!(condition)) {                                                       \
+#define FUZZ_CHECK(condition, detail)                                                 \
+  do {                                                                                \
+    if (!(condition)) {                                                               \
       ::socket_exporter::fuzz::CheckFailed(__FILE__, __LINE__, #condition, (detail)); \
-    }                                                                         \
+    }                                                                                 \
   } while (false)
 
 class CollectingSink : public SocketSink {

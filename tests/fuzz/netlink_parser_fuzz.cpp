@@ -32,14 +32,14 @@ namespace {
 
 // Wire constants, spelled out rather than taken from the kernel headers the
 // parser uses, so that a wrong constant there shows up as a mismatch here.
-constexpr std::size_t kHeader = 16;       // struct nlmsghdr
-constexpr std::size_t kDiagMsg = 72;      // struct inet_diag_msg
-constexpr std::uint16_t kNoop = 1;        // NLMSG_NOOP
-constexpr std::uint16_t kError = 2;       // NLMSG_ERROR
-constexpr std::uint16_t kDone = 3;        // NLMSG_DONE
-constexpr std::uint16_t kTcpDiag = 18;    // TCPDIAG_GETSOCK
-constexpr std::uint16_t kByFamily = 20;   // SOCK_DIAG_BY_FAMILY
-constexpr std::uint16_t kDumpIntr = 0x10; // NLM_F_DUMP_INTR
+constexpr std::size_t kHeader = 16;        // struct nlmsghdr
+constexpr std::size_t kDiagMsg = 72;       // struct inet_diag_msg
+constexpr std::uint16_t kNoop = 1;         // NLMSG_NOOP
+constexpr std::uint16_t kError = 2;        // NLMSG_ERROR
+constexpr std::uint16_t kDone = 3;         // NLMSG_DONE
+constexpr std::uint16_t kTcpDiag = 18;     // TCPDIAG_GETSOCK
+constexpr std::uint16_t kByFamily = 20;    // SOCK_DIAG_BY_FAMILY
+constexpr std::uint16_t kDumpIntr = 0x10;  // NLM_F_DUMP_INTR
 constexpr std::uint8_t kAfInet = 2;
 constexpr std::uint8_t kAfInet6 = 10;
 
@@ -151,8 +151,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(message.find("at byte " + std::to_string(*ref.error_at)) != std::string::npos,
                "error does not name byte " + std::to_string(*ref.error_at) + ": " + message);
   } else {
-    FUZZ_CHECK(status.has_value(), "the parser rejected a well-formed datagram: " +
-                                       status.error().message);
+    FUZZ_CHECK(status.has_value(),
+               "the parser rejected a well-formed datagram: " + status.error().message);
     FUZZ_CHECK(status->records == sink.records.size(), "status.records differs from delivered");
     FUZZ_CHECK(status->done == ref.done, "done differs from the reference");
     FUZZ_CHECK(status->dump_interrupted == ref.interrupted, "dump_interrupted differs");

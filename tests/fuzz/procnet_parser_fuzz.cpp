@@ -145,8 +145,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     CheckRecordShape(r, protocol);
     FUZZ_CHECK(r.family == family, Describe(r));
     const Parse again = Run(FormatFile(r), protocol, family, ProcNetSelect::kAll);
-    FUZZ_CHECK(again.result.has_value(), "round trip does not parse: " + FormatFile(r) +
-                                             again.result.error().message);
+    FUZZ_CHECK(again.result.has_value(),
+               "round trip does not parse: " + FormatFile(r) + again.result.error().message);
     FUZZ_CHECK(again.records.size() == 1 && SameRecord(again.records[0], r),
                "round trip changed the record: " + FormatFile(r));
   }

@@ -38,8 +38,8 @@ class Counter : public SocketSink {
       const std::string name(StateName(protocol, state));
       const std::string proto(ProtocolName(protocol));
       const std::string fam(FamilyName(family));
-      std::printf("  %s %s %-14s (state %2d): %llu\n", proto.c_str(), fam.c_str(), name.c_str(), state,
-                  static_cast<unsigned long long>(count));
+      std::printf("  %s %s %-14s (state %2d): %llu\n", proto.c_str(), fam.c_str(), name.c_str(),
+                  state, static_cast<unsigned long long>(count));
     }
   }
 
@@ -53,7 +53,8 @@ void WriteFrame(std::ofstream& out, std::span<const std::uint8_t> datagram) {
                           static_cast<char>((length >> 16) & 0xff),
                           static_cast<char>((length >> 24) & 0xff)};
   out.write(prefix, sizeof(prefix));
-  out.write(reinterpret_cast<const char*>(datagram.data()), static_cast<std::streamsize>(datagram.size()));
+  out.write(reinterpret_cast<const char*>(datagram.data()),
+            static_cast<std::streamsize>(datagram.size()));
 }
 
 bool CopyProcFile(const std::string& name, const std::string& out_dir) {
@@ -106,8 +107,9 @@ int Run(const std::string& out_dir) {
     return 1;
   }
   if (!netlink.LastTcpDumpWasLegacy()) {
-    std::fprintf(stderr, "record_fixtures: the kernel refused the legacy TCP dump; "
-                         "netlink_tcp.bin holds the per-family replies\n");
+    std::fprintf(stderr,
+                 "record_fixtures: the kernel refused the legacy TCP dump; "
+                 "netlink_tcp.bin holds the per-family replies\n");
   }
   counter.Print("netlink:");
 

@@ -49,9 +49,9 @@ TEST_F(ClassifierTest, ConnectionWithoutListenerIsOutboundOnRemotePort) {
 
 TEST_F(ClassifierTest, SpecificAddressListenerMatchesOnlyThatAddress) {
   classifier_.Classify(Tcp(kTcpListen, "127.0.0.1", 8080, "0.0.0.0", 0));
-  EXPECT_EQ(classifier_.Classify(Tcp(kTcpEstablished, "127.0.0.1", 8080, "127.0.0.1", 50001))
-                .direction,
-            Direction::kInbound);
+  EXPECT_EQ(
+      classifier_.Classify(Tcp(kTcpEstablished, "127.0.0.1", 8080, "127.0.0.1", 50001)).direction,
+      Direction::kInbound);
   const auto other = classifier_.Classify(Tcp(kTcpEstablished, "10.0.0.5", 8080, "10.9.9.9", 80));
   EXPECT_EQ(other.direction, Direction::kOutbound);
   EXPECT_EQ(Service(other), "http");
@@ -104,10 +104,15 @@ TEST_F(ClassifierTest, SocketsWithoutPeerAreInboundOnLocalPort) {
 }
 
 TEST_F(ClassifierTest, PortRangeBoundaries) {
-  for (auto [port, range] : std::vector<std::pair<std::uint16_t, std::string>>{
-           {0, "well_known"}, {1023, "well_known"}, {1024, "registered"},
-           {49151, "registered"}, {49152, "dynamic"}, {65535, "dynamic"}}) {
-    const auto cls = classifier_.Classify(Tcp(kTcpEstablished, "10.0.0.1", 40000, "10.0.0.2", port));
+  for (auto [port, range] :
+       std::vector<std::pair<std::uint16_t, std::string>>{{0, "well_known"},
+                                                          {1023, "well_known"},
+                                                          {1024, "registered"},
+                                                          {49151, "registered"},
+                                                          {49152, "dynamic"},
+                                                          {65535, "dynamic"}}) {
+    const auto cls =
+        classifier_.Classify(Tcp(kTcpEstablished, "10.0.0.1", 40000, "10.0.0.2", port));
     EXPECT_EQ(Range(cls), range) << port;
   }
 }

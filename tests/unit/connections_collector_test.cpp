@@ -25,22 +25,28 @@ std::vector<prometheus::MetricFamily> Scrape(ConnectionsCollector& collector,
 TEST(ConnectionsCollectorTest, CountsByEveryLabel) {
   auto config = DefaultConfig();
   ConnectionsCollector collector;
-  const auto out = Scrape(collector, config,
-                          {Tcp(kTcpListen, "0.0.0.0", 22, "0.0.0.0", 0),
-                           Tcp(kTcpEstablished, "10.0.0.1", 22, "10.0.0.2", 50000),
-                           Tcp(kTcpEstablished, "10.0.0.1", 22, "10.0.0.3", 50001),
-                           Tcp(kTcpTimeWait, "10.0.0.1", 41000, "10.0.0.9", 443),
-                           Udp(false, "::", 53, "::", 0)});
+  const auto out = Scrape(
+      collector, config,
+      {Tcp(kTcpListen, "0.0.0.0", 22, "0.0.0.0", 0),
+       Tcp(kTcpEstablished, "10.0.0.1", 22, "10.0.0.2", 50000),
+       Tcp(kTcpEstablished, "10.0.0.1", 22, "10.0.0.3", 50001),
+       Tcp(kTcpTimeWait, "10.0.0.1", 41000, "10.0.0.9", 443), Udp(false, "::", 53, "::", 0)});
   EXPECT_EQ(Value(out, "socket_connections",
-                  {{"protocol", "tcp"}, {"family", "ipv4"}, {"state", "established"},
-                   {"direction", "inbound"}, {"port_range", "well_known"}, {"service_name", "ssh"}}),
+                  {{"protocol", "tcp"},
+                   {"family", "ipv4"},
+                   {"state", "established"},
+                   {"direction", "inbound"},
+                   {"port_range", "well_known"},
+                   {"service_name", "ssh"}}),
             2);
   EXPECT_EQ(Value(out, "socket_connections", {{"state", "listen"}, {"service_name", "ssh"}}), 1);
   EXPECT_EQ(Value(out, "socket_connections",
                   {{"state", "time_wait"}, {"direction", "outbound"}, {"service_name", "https"}}),
             1);
   EXPECT_EQ(Value(out, "socket_connections",
-                  {{"protocol", "udp"}, {"family", "ipv6"}, {"state", "unconnected"},
+                  {{"protocol", "udp"},
+                   {"family", "ipv6"},
+                   {"state", "unconnected"},
                    {"service_name", "dns"}}),
             1);
   EXPECT_EQ(Value(out, "socket_connections", {}), 5);
@@ -50,9 +56,9 @@ TEST(ConnectionsCollectorTest, EveryStateIsPublishedAtZero) {
   auto config = DefaultConfig();
   ConnectionsCollector collector;
   const auto out = Scrape(collector, config, {});
-  for (const char* state : {"established", "syn_sent", "syn_recv", "fin_wait1", "fin_wait2",
-                            "time_wait", "close", "close_wait", "last_ack", "listen", "closing",
-                            "bound_inactive"}) {
+  for (const char* state :
+       {"established", "syn_sent", "syn_recv", "fin_wait1", "fin_wait2", "time_wait", "close",
+        "close_wait", "last_ack", "listen", "closing", "bound_inactive"}) {
     EXPECT_EQ(Value(out, "socket_connections", {{"protocol", "tcp"}, {"state", state}}), 0)
         << state;
   }
@@ -93,7 +99,9 @@ TEST(ConnectionsCollectorTest, FoldsLabelSetsAboveMaxSeriesIntoOther) {
   // Seeded series already exceed the cap, so https and ssh fold into other.
   EXPECT_EQ(Value(out, "socket_connections", {{"service_name", "https"}}), -1);
   EXPECT_EQ(Value(out, "socket_connections",
-                  {{"state", "established"}, {"direction", "outbound"}, {"service_name", "other"},
+                  {{"state", "established"},
+                   {"direction", "outbound"},
+                   {"service_name", "other"},
                    {"port_range", "well_known"}}),
             3);
   EXPECT_EQ(Value(out, "socket_exporter_cardinality_folded_series", {}), 2);

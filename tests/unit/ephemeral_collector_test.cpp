@@ -90,14 +90,18 @@ TEST_F(EphemeralCollectorTest, FullDestinationIsRatioOne) {
   }
   auto out = Scrape(records);
   EXPECT_EQ(Value(out, "socket_ephemeral_range_ports", {}), 10);
-  EXPECT_EQ(Value(out, "socket_ephemeral_destination_utilization_max_ratio", {{"protocol", "tcp"}}), 1.0);
+  EXPECT_EQ(Value(out, "socket_ephemeral_destination_utilization_max_ratio", {{"protocol", "tcp"}}),
+            1.0);
   EXPECT_EQ(Value(out, "socket_ephemeral_destinations", {{"protocol", "tcp"}}), 1);
   EXPECT_EQ(Value(out, "socket_ephemeral_destination_ports_used",
-                  {{"protocol", "tcp"}, {"local_address", "127.0.0.1"},
-                   {"remote_address", "127.0.0.1"}, {"remote_port", "8080"}}),
+                  {{"protocol", "tcp"},
+                   {"local_address", "127.0.0.1"},
+                   {"remote_address", "127.0.0.1"},
+                   {"remote_port", "8080"}}),
             10);
   EXPECT_EQ(Value(out, "socket_ephemeral_ports_used", {{"protocol", "tcp"}}), 10);
-  EXPECT_EQ(Value(out, "socket_ephemeral_destination_utilization_max_ratio", {{"protocol", "udp"}}), 0);
+  EXPECT_EQ(Value(out, "socket_ephemeral_destination_utilization_max_ratio", {{"protocol", "udp"}}),
+            0);
 }
 
 TEST_F(EphemeralCollectorTest, ReservedAndBindLockedPortsShrinkCapacity) {
@@ -115,7 +119,8 @@ TEST_F(EphemeralCollectorTest, ReservedAndBindLockedPortsShrinkCapacity) {
   EXPECT_EQ(Value(out, "socket_ephemeral_capacity_ports", {{"protocol", "tcp"}}), 6);
   EXPECT_EQ(Value(out, "socket_ephemeral_destination_utilization_max_ratio", {{"protocol", "tcp"}}),
             0.5);
-  EXPECT_EQ(Value(out, "socket_ephemeral_destination_time_wait_ports", {{"remote_port", "8080"}}), 1);
+  EXPECT_EQ(Value(out, "socket_ephemeral_destination_time_wait_ports", {{"remote_port", "8080"}}),
+            1);
 }
 
 TEST_F(EphemeralCollectorTest, UdpIsCountedApartFromTcp) {
@@ -126,8 +131,9 @@ TEST_F(EphemeralCollectorTest, UdpIsCountedApartFromTcp) {
   EXPECT_EQ(Value(out, "socket_ephemeral_bind_locked_ports", {{"protocol", "udp"}}), 1);
   EXPECT_EQ(Value(out, "socket_ephemeral_bind_locked_ports", {{"protocol", "tcp"}}), 0);
   EXPECT_EQ(Value(out, "socket_ephemeral_ports_used", {{"protocol", "udp"}}), 3);
-  EXPECT_NEAR(Value(out, "socket_ephemeral_destination_utilization_max_ratio", {{"protocol", "udp"}}),
-              2.0 / 9.0, 1e-12);
+  EXPECT_NEAR(
+      Value(out, "socket_ephemeral_destination_utilization_max_ratio", {{"protocol", "udp"}}),
+      2.0 / 9.0, 1e-12);
   EXPECT_EQ(Value(out, "socket_ephemeral_destination_utilization_max_ratio", {{"protocol", "tcp"}}),
             0.1);
 }
@@ -136,18 +142,20 @@ TEST_F(EphemeralCollectorTest, MappedAddressesAreOneDestination) {
   auto out = Scrape({Tcp(kTcpEstablished, "::ffff:127.0.0.1", 40001, "::ffff:10.0.0.1", 443),
                      Tcp(kTcpEstablished, "127.0.0.1", 40002, "10.0.0.1", 443)});
   EXPECT_EQ(Value(out, "socket_ephemeral_destinations", {{"protocol", "tcp"}}), 1);
-  EXPECT_EQ(Value(out, "socket_ephemeral_destination_ports_used", {{"remote_address", "10.0.0.1"}}), 2);
+  EXPECT_EQ(Value(out, "socket_ephemeral_destination_ports_used", {{"remote_address", "10.0.0.1"}}),
+            2);
 }
 
 TEST_F(EphemeralCollectorTest, TopKAndTableCapAreBounded) {
-  auto config = ParseConfig(
-      "ephemeral:\n  top_destinations: 2\n  max_tracked_destinations: 3\n", "test.yaml");
+  auto config = ParseConfig("ephemeral:\n  top_destinations: 2\n  max_tracked_destinations: 3\n",
+                            "test.yaml");
   ASSERT_TRUE(config.has_value()) << config.error().message;
   std::vector<SocketRecord> records;
   std::uint16_t port = 40000;
   for (int dest = 0; dest < 5; ++dest) {
     for (int i = 0; i <= dest && port <= 40009; ++i) {
-      records.push_back(Tcp(kTcpEstablished, "127.0.0.1", port++, "10.0.0." + std::to_string(dest + 1), 80));
+      records.push_back(
+          Tcp(kTcpEstablished, "127.0.0.1", port++, "10.0.0." + std::to_string(dest + 1), 80));
     }
   }
   auto out = Scrape(records, *config);
@@ -155,7 +163,8 @@ TEST_F(EphemeralCollectorTest, TopKAndTableCapAreBounded) {
   EXPECT_EQ(Value(out, "socket_ephemeral_destinations", {{"protocol", "tcp"}}), 3);
   // Destinations 1..3 take 1+2+3 ports; 4 and 5 (4 ports left in the range) are untracked.
   EXPECT_EQ(Value(out, "socket_ephemeral_untracked_sockets", {{"protocol", "tcp"}}), 4);
-  EXPECT_EQ(Value(out, "socket_ephemeral_destination_ports_used", {{"remote_address", "10.0.0.3"}}), 3);
+  EXPECT_EQ(Value(out, "socket_ephemeral_destination_ports_used", {{"remote_address", "10.0.0.3"}}),
+            3);
 }
 
 TEST_F(EphemeralCollectorTest, MissingSysctlFails) {

@@ -73,14 +73,14 @@ TEST_P(EphemeralRangeTest, MatchesPortByPortCount) {
 
 INSTANTIATE_TEST_SUITE_P(
     WordEdges, EphemeralRangeTest,
-    ::testing::Values(RangeCase{32768, 60999, {}},            // the kernel default
-                      RangeCase{1024, 65535, {}},             // widest usual range, to the end
+    ::testing::Values(RangeCase{32768, 60999, {}},  // the kernel default
+                      RangeCase{1024, 65535, {}},   // widest usual range, to the end
                       RangeCase{0, 65535, {{0, 0}, {65535, 65535}}},
-                      RangeCase{63, 64, {}},                   // across one word edge
+                      RangeCase{63, 64, {}},                       // across one word edge
                       RangeCase{64, 127, {{64, 64}, {127, 127}}},  // exactly one word
                       RangeCase{40000, 40009, {{40000, 40001}}},
                       RangeCase{1000, 5000, {{900, 1063}, {1100, 1100}, {4990, 6000}}},
-                      RangeCase{5, 5, {}},                     // a single port
+                      RangeCase{5, 5, {}},  // a single port
                       RangeCase{10000, 20000, {{12000, 12127}, {12129, 12191}}}));
 
 }  // namespace

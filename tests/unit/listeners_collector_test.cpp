@@ -3,9 +3,8 @@
 // tests/fixtures/proc_net_netstat.txt (see netstat_parser_test.cpp).
 #include "collectors/listeners_collector.h"
 
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -23,10 +22,8 @@ using testing::Value;
 
 SocketRecord Listener(const std::string& address, std::uint16_t port, std::uint32_t length,
                       std::uint32_t limit) {
-  SocketRecord record = Tcp(kTcpListen, address, port, address.find(':') == std::string::npos
-                                                           ? "0.0.0.0"
-                                                           : "::",
-                            0);
+  SocketRecord record =
+      Tcp(kTcpListen, address, port, address.find(':') == std::string::npos ? "0.0.0.0" : "::", 0);
   record.rqueue = length;
   record.wqueue = limit;
   return record;
@@ -152,8 +149,8 @@ TEST_F(ListenersCollectorTest, HalfOpenConnectionsCountForTheirListener) {
 }
 
 TEST_F(ListenersCollectorTest, UdpHasNoListenQueue) {
-  auto out = Scrape({Udp(false, "0.0.0.0", 53, "0.0.0.0", 0), Udp(true, "127.0.0.1", 40000,
-                                                                  "127.0.0.1", 53)});
+  auto out = Scrape(
+      {Udp(false, "0.0.0.0", 53, "0.0.0.0", 0), Udp(true, "127.0.0.1", 40000, "127.0.0.1", 53)});
   EXPECT_EQ(SeriesCount(out, "socket_listen_queue_length"), 0U);
   EXPECT_EQ(SeriesCount(out, "socket_listen_syn_recv"), 0U);
   // The families are still declared, so the metric names exist for scrapers.
@@ -217,9 +214,9 @@ TEST_F(ListenersCollectorTest, AQueueWithoutLimitRanksAsFull) {
 }
 
 TEST_F(ListenersCollectorTest, ZeroTopOtherPortsFoldsEveryUnnamedPort) {
-  auto config = ParseConfig(
-      "services:\n  - name: http\n    ports: [80]\nlisteners:\n  top_other_ports: 0\n",
-      "test.yaml");
+  auto config =
+      ParseConfig("services:\n  - name: http\n    ports: [80]\nlisteners:\n  top_other_ports: 0\n",
+                  "test.yaml");
   ASSERT_TRUE(config.has_value()) << config.error().message;
   auto out = Scrape({Listener("0.0.0.0", 80, 0, 10), Listener("0.0.0.0", 9001, 1, 10),
                      Listener("::1", 9002, 2, 10)},

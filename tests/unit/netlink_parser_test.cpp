@@ -2,8 +2,11 @@
 // its README for the population), on hand-made malformed input, and live:
 // the real NetlinkSource and ProcNetSource against a population this test
 // creates on loopback. Also the label functions of socket_record.h.
+#include "collectors/netlink_parser.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
+#include <gtest/gtest.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
@@ -26,9 +29,6 @@
 #include <thread>
 #include <vector>
 
-#include <gtest/gtest.h>
-
-#include "collectors/netlink_parser.h"
 #include "collectors/netlink_source.h"
 #include "collectors/procnet_source.h"
 #include "collectors/socket_record.h"
@@ -148,11 +148,11 @@ const SocketRecord* FindRecord(const std::vector<SocketRecord>& records, std::ui
 
 // The population of tests/fixtures/README.md, as netlink reports it.
 const Counts kFixtureTcpCounts = {
-    {"tcp ipv4 listen", 3},       {"tcp ipv4 established", 12}, {"tcp ipv4 syn_sent", 1},
-    {"tcp ipv4 fin_wait2", 1},    {"tcp ipv4 time_wait", 3},    {"tcp ipv4 close_wait", 1},
-    {"tcp ipv4 bound_inactive", 1}, {"tcp ipv6 listen", 3},     {"tcp ipv6 established", 8},
-    {"tcp ipv6 syn_sent", 1},     {"tcp ipv6 fin_wait2", 1},    {"tcp ipv6 time_wait", 1},
-    {"tcp ipv6 close_wait", 1},   {"tcp ipv6 bound_inactive", 1},
+    {"tcp ipv4 listen", 3},         {"tcp ipv4 established", 12},   {"tcp ipv4 syn_sent", 1},
+    {"tcp ipv4 fin_wait2", 1},      {"tcp ipv4 time_wait", 3},      {"tcp ipv4 close_wait", 1},
+    {"tcp ipv4 bound_inactive", 1}, {"tcp ipv6 listen", 3},         {"tcp ipv6 established", 8},
+    {"tcp ipv6 syn_sent", 1},       {"tcp ipv6 fin_wait2", 1},      {"tcp ipv6 time_wait", 1},
+    {"tcp ipv6 close_wait", 1},     {"tcp ipv6 bound_inactive", 1},
 };
 const Counts kFixtureUdpCounts = {
     {"udp ipv4 unconnected", 2},
@@ -302,10 +302,10 @@ TEST(NetlinkParserFixture, AgreesWithSs) {
   std::ifstream in(FixturePath("ss.txt"));
   ASSERT_TRUE(in);
   const std::map<std::string, std::string> state_names = {
-      {"ESTAB", "established"},   {"LISTEN", "listen"},       {"TIME-WAIT", "time_wait"},
-      {"SYN-SENT", "syn_sent"},   {"SYN-RECV", "syn_recv"},   {"FIN-WAIT-1", "fin_wait1"},
+      {"ESTAB", "established"},    {"LISTEN", "listen"},         {"TIME-WAIT", "time_wait"},
+      {"SYN-SENT", "syn_sent"},    {"SYN-RECV", "syn_recv"},     {"FIN-WAIT-1", "fin_wait1"},
       {"FIN-WAIT-2", "fin_wait2"}, {"CLOSE-WAIT", "close_wait"}, {"LAST-ACK", "last_ack"},
-      {"CLOSING", "closing"},     {"UNCONN", "unconnected"},
+      {"CLOSING", "closing"},      {"UNCONN", "unconnected"},
   };
   Counts from_ss;
   std::string line;
@@ -318,7 +318,8 @@ TEST(NetlinkParserFixture, AgreesWithSs) {
     ++from_ss[netid + (v6 ? " ipv6 " : " ipv4 ") + state_names.at(state)];
   }
   Counts from_netlink = CountOf(ParseFixture("netlink_tcp.bin", Protocol::kTcp).records);
-  for (const auto& [label, count] : CountOf(ParseFixture("netlink_udp.bin", Protocol::kUdp).records)) {
+  for (const auto& [label, count] :
+       CountOf(ParseFixture("netlink_udp.bin", Protocol::kUdp).records)) {
     from_netlink[label] = count;
   }
   from_netlink.erase("tcp ipv4 bound_inactive");
@@ -371,7 +372,8 @@ TEST(NetlinkParserTruncation, EveryPrefixOfTheFirstDatagram) {
     }
     ASSERT_EQ(sink.records.size(), complete) << "cut at " << cut;
     for (std::size_t i = 0; i < complete; ++i) {
-      EXPECT_TRUE(SameRecord(sink.records[i], full.records[i])) << "cut at " << cut << ", record " << i;
+      EXPECT_TRUE(SameRecord(sink.records[i], full.records[i]))
+          << "cut at " << cut << ", record " << i;
     }
   }
 }
@@ -452,8 +454,9 @@ std::vector<std::uint8_t> Concat(std::initializer_list<std::vector<std::uint8_t>
 }
 
 TEST(NetlinkParser, DecodesFieldsInHostOrder) {
-  const auto bytes = Concat({DiagMessage(Ipv4Diag(kTcpEstablished, "10.1.2.3", 443, "192.0.2.7", 51000)),
-                             DoneMessage(0)});
+  const auto bytes =
+      Concat({DiagMessage(Ipv4Diag(kTcpEstablished, "10.1.2.3", 443, "192.0.2.7", 51000)),
+              DoneMessage(0)});
   RecordingSink sink;
   auto status = ParseSockDiagBatch(bytes, Protocol::kTcp, sink);
   ASSERT_TRUE(status.has_value()) << status.error().message;
@@ -506,9 +509,9 @@ TEST(NetlinkParser, Ipv6AddressesAreCopiedWhole) {
 }
 
 TEST(NetlinkParser, ErrorMessageReportsTheErrno) {
-  const auto bytes = Concat({DiagMessage(Ipv4Diag(kTcpListen, "0.0.0.0", 22, "0.0.0.0", 0)),
-                             ErrorMessage(-EPERM),
-                             DiagMessage(Ipv4Diag(kTcpListen, "0.0.0.0", 23, "0.0.0.0", 0))});
+  const auto bytes =
+      Concat({DiagMessage(Ipv4Diag(kTcpListen, "0.0.0.0", 22, "0.0.0.0", 0)), ErrorMessage(-EPERM),
+              DiagMessage(Ipv4Diag(kTcpListen, "0.0.0.0", 23, "0.0.0.0", 0))});
   RecordingSink sink;
   auto status = ParseSockDiagBatch(bytes, Protocol::kTcp, sink);
   ASSERT_TRUE(status.has_value()) << status.error().message;
@@ -539,10 +542,10 @@ TEST(NetlinkParser, BareDoneIsSuccess) {
 }
 
 TEST(NetlinkParser, NoopAndAckAreSkippedAndBytesAfterDoneIgnored) {
-  const auto bytes = Concat({Message(NLMSG_NOOP, nullptr, 0), ErrorMessage(0),
-                             DiagMessage(Ipv4Diag(kTcpListen, "0.0.0.0", 22, "0.0.0.0", 0)),
-                             DoneMessage(0),
-                             DiagMessage(Ipv4Diag(kTcpListen, "0.0.0.0", 23, "0.0.0.0", 0))});
+  const auto bytes =
+      Concat({Message(NLMSG_NOOP, nullptr, 0), ErrorMessage(0),
+              DiagMessage(Ipv4Diag(kTcpListen, "0.0.0.0", 22, "0.0.0.0", 0)), DoneMessage(0),
+              DiagMessage(Ipv4Diag(kTcpListen, "0.0.0.0", 23, "0.0.0.0", 0))});
   RecordingSink sink;
   auto status = ParseSockDiagBatch(bytes, Protocol::kTcp, sink);
   ASSERT_TRUE(status.has_value()) << status.error().message;
@@ -552,8 +555,8 @@ TEST(NetlinkParser, NoopAndAckAreSkippedAndBytesAfterDoneIgnored) {
 }
 
 TEST(NetlinkParser, DumpInterruptedFlagIsReported) {
-  const auto bytes = DiagMessage(Ipv4Diag(kTcpListen, "0.0.0.0", 22, "0.0.0.0", 0),
-                                 NLM_F_MULTI | NLM_F_DUMP_INTR);
+  const auto bytes =
+      DiagMessage(Ipv4Diag(kTcpListen, "0.0.0.0", 22, "0.0.0.0", 0), NLM_F_MULTI | NLM_F_DUMP_INTR);
   RecordingSink sink;
   auto status = ParseSockDiagBatch(bytes, Protocol::kTcp, sink);
   ASSERT_TRUE(status.has_value());
@@ -625,12 +628,14 @@ TEST(NetlinkParser, MalformedMessagesAreErrors) {
   }
   {
     const std::uint32_t value = 0;
-    cases.push_back({"unknown type", Message(0x1234, &value, sizeof(value)), "unexpected message type"});
+    cases.push_back(
+        {"unknown type", Message(0x1234, &value, sizeof(value)), "unexpected message type"});
   }
   cases.push_back({"overrun", Message(NLMSG_OVERRUN, nullptr, 0), "NLMSG_OVERRUN"});
   {
     const std::uint16_t half = 1;
-    cases.push_back({"short error payload", Message(NLMSG_ERROR, &half, sizeof(half)), "NLMSG_ERROR"});
+    cases.push_back(
+        {"short error payload", Message(NLMSG_ERROR, &half, sizeof(half)), "NLMSG_ERROR"});
   }
   for (const Case& c : cases) {
     RecordingSink sink;
@@ -655,12 +660,13 @@ TEST(NetlinkParser, EmptyInputIsAnEmptyBatch) {
 
 TEST(SocketRecordNames, StateNames) {
   const std::pair<std::uint8_t, const char*> tcp[] = {
-      {1, "established"}, {2, "syn_sent"},   {3, "syn_recv"}, {4, "fin_wait1"},
-      {5, "fin_wait2"},   {6, "time_wait"},  {7, "close"},    {8, "close_wait"},
-      {9, "last_ack"},    {10, "listen"},    {11, "closing"}, {12, "syn_recv"},
-      {13, "bound_inactive"}, {0, "unknown"}, {14, "unknown"}, {255, "unknown"},
+      {1, "established"},     {2, "syn_sent"},  {3, "syn_recv"}, {4, "fin_wait1"},
+      {5, "fin_wait2"},       {6, "time_wait"}, {7, "close"},    {8, "close_wait"},
+      {9, "last_ack"},        {10, "listen"},   {11, "closing"}, {12, "syn_recv"},
+      {13, "bound_inactive"}, {0, "unknown"},   {14, "unknown"}, {255, "unknown"},
   };
-  for (const auto& [state, name] : tcp) EXPECT_EQ(StateName(Protocol::kTcp, state), name) << int{state};
+  for (const auto& [state, name] : tcp)
+    EXPECT_EQ(StateName(Protocol::kTcp, state), name) << int{state};
   EXPECT_EQ(StateName(Protocol::kUdp, 1), "established");
   EXPECT_EQ(StateName(Protocol::kUdp, 7), "unconnected");
   EXPECT_EQ(StateName(Protocol::kUdp, 10), "unconnected");
@@ -778,7 +784,8 @@ Fd ConnectedSocket(int family, int type, std::uint16_t port) {
   Fd fd(::socket(family, type | SOCK_CLOEXEC, 0));
   sockaddr_storage address;
   const socklen_t length = LoopbackAddress(family, port, address);
-  if (fd.get() < 0 || ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0) {
+  if (fd.get() < 0 ||
+      ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0) {
     return Fd();
   }
   return fd;
@@ -887,9 +894,7 @@ class CountingSink : public SocketSink {
   const LivePopulation& population_;
 };
 
-bool Ipv6LoopbackUsable() {
-  return BoundSocket(AF_INET6, SOCK_STREAM).get() >= 0;
-}
+bool Ipv6LoopbackUsable() { return BoundSocket(AF_INET6, SOCK_STREAM).get() >= 0; }
 
 TEST(LiveSources, NetlinkAndProcfsAgreeOnALoopbackPopulation) {
   {
@@ -954,8 +959,8 @@ TEST(LiveSources, RecorderSeesEveryDatagram) {
   std::vector<std::vector<std::uint8_t>> udp_datagrams;
   NetlinkSourceOptions options;
   options.recorder = [&](Protocol protocol, std::span<const std::uint8_t> datagram) {
-    (protocol == Protocol::kTcp ? tcp_datagrams : udp_datagrams).emplace_back(datagram.begin(),
-                                                                            datagram.end());
+    (protocol == Protocol::kTcp ? tcp_datagrams : udp_datagrams)
+        .emplace_back(datagram.begin(), datagram.end());
   };
   NetlinkSource netlink(options);
   RecordingSink streamed;

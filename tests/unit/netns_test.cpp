@@ -18,12 +18,15 @@ const std::string kId2 = "0123456789abcdef0123456789abcdef0123456789abcdef012345
 
 TEST(ContainerIdFromCgroupTest, CgroupV2Drivers) {
   EXPECT_EQ(ContainerIdFromCgroup("0::/system.slice/docker-" + kId + ".scope\n"), kId);
-  EXPECT_EQ(ContainerIdFromCgroup("0::/kubepods.slice/kubepods-burstable.slice/"
-                                  "kubepods-burstable-pod0c5d1f7e_92b4_4c1e_9f3a_6d2b8e4a7c10.slice/"
-                                  "cri-containerd-" + kId + ".scope\n"),
-            kId);
-  EXPECT_EQ(ContainerIdFromCgroup("0::/kubepods.slice/kubepods-pod1.slice/crio-" + kId + ".scope\n"),
-            kId);
+  EXPECT_EQ(
+      ContainerIdFromCgroup("0::/kubepods.slice/kubepods-burstable.slice/"
+                            "kubepods-burstable-pod0c5d1f7e_92b4_4c1e_9f3a_6d2b8e4a7c10.slice/"
+                            "cri-containerd-" +
+                            kId + ".scope\n"),
+      kId);
+  EXPECT_EQ(
+      ContainerIdFromCgroup("0::/kubepods.slice/kubepods-pod1.slice/crio-" + kId + ".scope\n"),
+      kId);
   // podman puts the container's processes one level below its scope.
   EXPECT_EQ(ContainerIdFromCgroup("0::/machine.slice/libpod-" + kId + ".scope/container\n"), kId);
   // Seen from inside another cgroup namespace the path is relative.
@@ -34,7 +37,8 @@ TEST(ContainerIdFromCgroupTest, CgroupV1AndCgroupfsDriver) {
   EXPECT_EQ(ContainerIdFromCgroup("12:pids:/docker/" + kId + "\n11:memory:/docker/" + kId + "\n"),
             kId);
   EXPECT_EQ(ContainerIdFromCgroup("4:cpu,cpuacct:/kubepods/besteffort/"
-                                  "pod0c5d1f7e-92b4-4c1e-9f3a-6d2b8e4a7c10/" + kId + "\n"),
+                                  "pod0c5d1f7e-92b4-4c1e-9f3a-6d2b8e4a7c10/" +
+                                  kId + "\n"),
             kId);
   // The deepest component wins: a pod sandbox's id in a parent is not it.
   EXPECT_EQ(ContainerIdFromCgroup("0::/kubepods/pod-" + kId2 + "/" + kId + "\n"), kId);
@@ -86,17 +90,19 @@ std::vector<std::string> Labels(const NetnsSelection& selection) {
 }
 
 TEST(NetnsLabelTest, HostNameOrInode) {
-  std::vector<NetnsEntry> entries = {
-      Entry(4026532300), Entry(4026532100, {"cni-b", "alias"}), Entry(4026531840, {"mine"}, true),
-      Entry(4026532200, {"host"}), Entry(4026532250, {"ino:4026532300"}), Entry(4026532150, {"web"})};
+  std::vector<NetnsEntry> entries = {Entry(4026532300),
+                                     Entry(4026532100, {"cni-b", "alias"}),
+                                     Entry(4026531840, {"mine"}, true),
+                                     Entry(4026532200, {"host"}),
+                                     Entry(4026532250, {"ino:4026532300"}),
+                                     Entry(4026532150, {"web"})};
   for (auto& entry : entries) std::sort(entry.names.begin(), entry.names.end());
   AssignNetnsLabels(entries);
   SortNetnsEntries(entries);
   // Own first (always "host", even if named); then named by first name, with
   // names that would be ambiguous replaced by the inode; then unnamed by inode.
-  EXPECT_EQ(Labels(entries),
-            (std::vector<std::string>{"host", "alias", "ino:4026532200", "ino:4026532250", "web",
-                                      "ino:4026532300"}));
+  EXPECT_EQ(Labels(entries), (std::vector<std::string>{"host", "alias", "ino:4026532200",
+                                                       "ino:4026532250", "web", "ino:4026532300"}));
 }
 
 std::vector<NetnsEntry> Sample() {

@@ -1,6 +1,9 @@
 // /proc/net/{tcp,tcp6,udp,udp6} parsing on recorded files (tests/fixtures,
 // see its README for the population) and on malformed text; ProcNetSource's
 // delivery order on a fake procfs root; the source factory.
+#include "collectors/procnet_parser.h"
+
+#include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -15,10 +18,7 @@
 #include <tuple>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include "collectors/netlink_parser.h"
-#include "collectors/procnet_parser.h"
 #include "collectors/procnet_source.h"
 #include "collectors/socket_record.h"
 #include "collectors/socket_sources.h"
@@ -104,7 +104,8 @@ std::vector<SocketRecord> NetlinkFixture(const char* name, Protocol protocol) {
   while (offset + 4 <= bytes.size()) {
     std::uint32_t length = 0;
     for (int i = 3; i >= 0; --i) {
-      length = (length << 8) | static_cast<std::uint8_t>(bytes[offset + static_cast<std::size_t>(i)]);
+      length =
+          (length << 8) | static_cast<std::uint8_t>(bytes[offset + static_cast<std::size_t>(i)]);
     }
     offset += 4;
     const std::span<const std::uint8_t> datagram(
@@ -126,11 +127,11 @@ const SocketRecord* FindRecord(const std::vector<SocketRecord>& records, std::ui
 // The population of tests/fixtures/README.md as /proc/net shows it: like
 // netlink, minus the bound-but-inactive sockets.
 const Counts kFixtureCounts = {
-    {"tcp ipv4 listen", 3},     {"tcp ipv4 established", 12}, {"tcp ipv4 syn_sent", 1},
-    {"tcp ipv4 fin_wait2", 1},  {"tcp ipv4 time_wait", 3},    {"tcp ipv4 close_wait", 1},
-    {"tcp ipv6 listen", 3},     {"tcp ipv6 established", 8},  {"tcp ipv6 syn_sent", 1},
-    {"tcp ipv6 fin_wait2", 1},  {"tcp ipv6 time_wait", 1},    {"tcp ipv6 close_wait", 1},
-    {"udp ipv4 unconnected", 2}, {"udp ipv4 established", 2}, {"udp ipv6 unconnected", 2},
+    {"tcp ipv4 listen", 3},      {"tcp ipv4 established", 12}, {"tcp ipv4 syn_sent", 1},
+    {"tcp ipv4 fin_wait2", 1},   {"tcp ipv4 time_wait", 3},    {"tcp ipv4 close_wait", 1},
+    {"tcp ipv6 listen", 3},      {"tcp ipv6 established", 8},  {"tcp ipv6 syn_sent", 1},
+    {"tcp ipv6 fin_wait2", 1},   {"tcp ipv6 time_wait", 1},    {"tcp ipv6 close_wait", 1},
+    {"udp ipv4 unconnected", 2}, {"udp ipv4 established", 2},  {"udp ipv6 unconnected", 2},
     {"udp ipv6 established", 1},
 };
 
@@ -198,8 +199,9 @@ TEST(ProcNetParserFixture, MatchesTheNetlinkRecording) {
   using Key = std::tuple<Protocol, Family, std::uint8_t, std::string, std::uint16_t, std::string,
                          std::uint16_t, std::uint32_t, std::uint64_t>;
   const auto key = [](const SocketRecord& r) {
-    return Key{r.protocol, r.family, r.state, r.local.ToString(), r.local_port,
-               r.remote.ToString(), r.remote_port, r.uid, r.inode};
+    return Key{r.protocol,         r.family,     r.state,
+               r.local.ToString(), r.local_port, r.remote.ToString(),
+               r.remote_port,      r.uid,        r.inode};
   };
   std::multiset<Key> from_netlink;
   for (const SocketRecord& r : netlink) {
@@ -383,10 +385,12 @@ TEST(ProcNetParser, HeaderIsRequired) {
   auto empty = ParseProcNet("", Protocol::kTcp, Family::kIpv4, ProcNetSelect::kAll, sink);
   ASSERT_FALSE(empty.has_value());
   EXPECT_NE(empty.error().message.find("line 1: empty file"), std::string::npos);
-  auto no_header = ParseProcNet(kGoodLine, Protocol::kTcp, Family::kIpv4, ProcNetSelect::kAll, sink);
+  auto no_header =
+      ParseProcNet(kGoodLine, Protocol::kTcp, Family::kIpv4, ProcNetSelect::kAll, sink);
   ASSERT_FALSE(no_header.has_value());
   EXPECT_NE(no_header.error().message.find("line 1: not a /proc/net header"), std::string::npos);
-  auto cut_header = ParseProcNet("  sl  local", Protocol::kTcp, Family::kIpv4, ProcNetSelect::kAll, sink);
+  auto cut_header =
+      ParseProcNet("  sl  local", Protocol::kTcp, Family::kIpv4, ProcNetSelect::kAll, sink);
   ASSERT_FALSE(cut_header.has_value());
   EXPECT_TRUE(sink.records.empty());
 }
@@ -434,10 +438,10 @@ TEST_F(FakeProcfs, StreamsInContractOrder) {
     std::size_t count;
   };
   const Phase phases[] = {
-      {Protocol::kTcp, Family::kIpv4, true, 3},  {Protocol::kTcp, Family::kIpv6, true, 3},
+      {Protocol::kTcp, Family::kIpv4, true, 3},   {Protocol::kTcp, Family::kIpv6, true, 3},
       {Protocol::kTcp, Family::kIpv4, false, 18}, {Protocol::kTcp, Family::kIpv6, false, 12},
-      {Protocol::kUdp, Family::kIpv4, true, 2},  {Protocol::kUdp, Family::kIpv6, true, 2},
-      {Protocol::kUdp, Family::kIpv4, false, 2}, {Protocol::kUdp, Family::kIpv6, false, 1},
+      {Protocol::kUdp, Family::kIpv4, true, 2},   {Protocol::kUdp, Family::kIpv6, true, 2},
+      {Protocol::kUdp, Family::kIpv4, false, 2},  {Protocol::kUdp, Family::kIpv6, false, 1},
   };
   std::size_t index = 0;
   for (const Phase& phase : phases) {

@@ -7,6 +7,8 @@
 // exporter's own counts of the same input.
 #include "exporter/socket_view.h"
 
+#include <gtest/gtest.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -15,8 +17,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "collectors/netlink_parser.h"
 #include "collectors/registry.h"
@@ -50,7 +50,8 @@ class FixtureSource : public SocketSource {
       while (offset + 4 <= bytes.size()) {
         std::uint32_t length = 0;
         for (int i = 3; i >= 0; --i) {
-          length = (length << 8) | static_cast<std::uint8_t>(bytes[offset + static_cast<std::size_t>(i)]);
+          length = (length << 8) |
+                   static_cast<std::uint8_t>(bytes[offset + static_cast<std::size_t>(i)]);
         }
         offset += 4;
         if (offset + length > bytes.size()) return Fail(std::string(file) + ": truncated frame");
@@ -133,10 +134,10 @@ void ExpectGolden(const std::string& name, const std::string& got) {
   const auto want_lines = Lines(want);
   std::size_t i = 0;
   while (i < got_lines.size() && i < want_lines.size() && got_lines[i] == want_lines[i]) ++i;
-  ADD_FAILURE() << name << " differs from the golden at line " << i + 1 << "\n  got:  "
-                << (i < got_lines.size() ? got_lines[i] : "<end>")
-                << "\n  want: " << (i < want_lines.size() ? want_lines[i] : "<end>")
-                << "\n(" << got_lines.size() << " lines, golden " << want_lines.size()
+  ADD_FAILURE() << name << " differs from the golden at line " << i + 1
+                << "\n  got:  " << (i < got_lines.size() ? got_lines[i] : "<end>")
+                << "\n  want: " << (i < want_lines.size() ? want_lines[i] : "<end>") << "\n("
+                << got_lines.size() << " lines, golden " << want_lines.size()
                 << "; if the change is intended: SOCKET_EXPORTER_UPDATE_GOLDENS=1 unit_tests "
                    "--gtest_filter='SocketView*')";
 }
@@ -170,8 +171,8 @@ TEST(SocketViewList, OneLinePerSocketPlusHeader) {
 TEST(SocketViewList, ColumnsAlignOnEveryLine) {
   // Widths are fixed up front: each column starts at the same offset on
   // every line, whatever the addresses. Service width 8: "reserved".
-  const std::vector<std::size_t> starts = {0, 6, 6 + 48, 6 + 96, 6 + 96 + 15, 6 + 96 + 15 + 10,
-                                           6 + 96 + 15 + 10 + 9};
+  const std::vector<std::size_t> starts = {
+      0, 6, 6 + 48, 6 + 96, 6 + 96 + 15, 6 + 96 + 15 + 10, 6 + 96 + 15 + 10 + 9};
   for (const std::string& line : Lines(List(ViewFormat::kText))) {
     ASSERT_GT(line.size(), starts.back()) << line;
     for (std::size_t i = 0; i < starts.size(); ++i) {
@@ -323,10 +324,10 @@ TEST(SocketViewFilter, RejectsWhatTheExporterNeverLabels) {
 }
 
 TEST(SocketViewFilter, StateValuesAreTheExportersLabels) {
-  const std::vector<std::string> want = {
-      "established", "syn_sent", "syn_recv",  "fin_wait1", "fin_wait2",      "time_wait",
-      "close",       "close_wait", "last_ack", "listen",    "closing",        "bound_inactive",
-      "unconnected", "unknown"};
+  const std::vector<std::string> want = {"established", "syn_sent",  "syn_recv", "fin_wait1",
+                                         "fin_wait2",   "time_wait", "close",    "close_wait",
+                                         "last_ack",    "listen",    "closing",  "bound_inactive",
+                                         "unconnected", "unknown"};
   EXPECT_EQ(StateLabelValues(), want);
 }
 

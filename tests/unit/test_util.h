@@ -2,12 +2,11 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <prometheus/metric_family.h>
 
 #include <map>
 #include <string>
 #include <vector>
-
-#include <prometheus/metric_family.h>
 
 #include "collectors/socket_record.h"
 
@@ -40,8 +39,8 @@ inline SocketRecord Tcp(std::uint8_t state, const std::string& local, std::uint1
 
 inline SocketRecord Udp(bool connected, const std::string& local, std::uint16_t local_port,
                         const std::string& remote, std::uint16_t remote_port) {
-  SocketRecord record = Tcp(connected ? kTcpEstablished : kTcpClose, local, local_port, remote,
-                            remote_port);
+  SocketRecord record =
+      Tcp(connected ? kTcpEstablished : kTcpClose, local, local_port, remote, remote_port);
   record.protocol = Protocol::kUdp;
   return record;
 }
@@ -66,7 +65,7 @@ inline double Value(const std::vector<prometheus::MetricFamily>& families, const
       if (!match) continue;
       found = true;
       sum += family.type == prometheus::MetricType::Counter ? metric.counter.value
-                                                             : metric.gauge.value;
+                                                            : metric.gauge.value;
     }
   }
   return found ? sum : -1;

@@ -177,7 +177,8 @@ TEST(FrontEndTest, RelaysFromIpv6Loopback) {
   sockaddr_in6 any{};
   any.sin6_family = AF_INET6;
   any.sin6_addr = in6addr_loopback;
-  const bool have_ipv6 = probe >= 0 && ::bind(probe, reinterpret_cast<sockaddr*>(&any), sizeof(any)) == 0;
+  const bool have_ipv6 =
+      probe >= 0 && ::bind(probe, reinterpret_cast<sockaddr*>(&any), sizeof(any)) == 0;
   if (probe >= 0) ::close(probe);
   if (!have_ipv6) GTEST_SKIP() << "this host has no IPv6 loopback";
   EchoServer echo;
@@ -306,9 +307,11 @@ TEST_F(TlsFrontEndTest, PlainHttpOnTheTlsPortGetsA400AndNeverReachesTheBackend) 
   ASSERT_TRUE(front);
   const int client = Connect(front->Ports()[0]);
   const std::string request = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
-  ASSERT_EQ(::send(client, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+  ASSERT_EQ(::send(client, request.data(), request.size(), 0),
+            static_cast<ssize_t>(request.size()));
   std::string answer;
-  for (std::string part; (part = ReadSome(client, 2s)) != "" && part != "<timeout>";) answer += part;
+  for (std::string part; (part = ReadSome(client, 2s)) != "" && part != "<timeout>";)
+    answer += part;
   EXPECT_EQ(answer.rfind("HTTP/1.0 400 Bad Request\r\n", 0), 0u) << answer;
   EXPECT_TRUE(echo.peer_ports().empty());
   ::close(client);

@@ -39,8 +39,8 @@ std::string Base64(const std::string& in) {
     out += kAlphabet[(v >> 12) & 63];
     out += "==";
   } else if (i + 2 == in.size()) {
-    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                       (static_cast<unsigned char>(in[i + 1]) << 8);
+    const unsigned v =
+        (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
     out += kAlphabet[(v >> 18) & 63];
     out += kAlphabet[(v >> 12) & 63];
     out += kAlphabet[(v >> 6) & 63];
@@ -71,10 +71,10 @@ TEST(BasicAuthorizationTest, RejectsMalformedHeaders) {
   for (const std::string& header :
        {std::string(""), std::string("Basic"), std::string("Bearer ") + Base64("a:b"),
         std::string("Basic ") + Base64("no colon"), std::string("Basic YWJj"),  // "abc"
-        std::string("Basic YWI6Yw"),                                          // unpadded
-        std::string("Basic YWI6==Yw"),                                        // '=' inside
-        std::string("Basic YWI6Y=Q="),                                        // data after '='
-        std::string("Basic YWI6Yx=="),                                        // non-canonical
+        std::string("Basic YWI6Yw"),                                            // unpadded
+        std::string("Basic YWI6==Yw"),                                          // '=' inside
+        std::string("Basic YWI6Y=Q="),                                          // data after '='
+        std::string("Basic YWI6Yx=="),                                          // non-canonical
         std::string("Basic YW*6Yw==")}) {
     EXPECT_FALSE(ParseBasicAuthorization(header)) << header;
   }

@@ -174,8 +174,7 @@ TEST_F(WebConfigTest, ReportsEveryErrorAtOnceInFileOrder) {
 TEST_F(WebConfigTest, InvalidYamlNamesThePosition) {
   EXPECT_EQ(ErrorsOf("tls_server_config:\n  cert_file: [unclosed\n"),
             "web.yml:3:1: invalid YAML: end of sequence flow not found");
-  EXPECT_EQ(ErrorsOf("a: 1\n---\nb: 2\n"),
-            "web.yml:3:1: expected a single YAML document, found 2");
+  EXPECT_EQ(ErrorsOf("a: 1\n---\nb: 2\n"), "web.yml:3:1: expected a single YAML document, found 2");
   EXPECT_EQ(ErrorsOf("- tls_server_config\n"),
             "web.yml:1:1: expected a mapping with keys tls_server_config, basic_auth_users, "
             "found a list");
@@ -206,8 +205,9 @@ TEST_F(WebConfigTest, RequiredAndConflictingTlsSettings) {
                      "  min_version: TLS13\n  max_version: TLS12\n"),
             "web.yml:5:16: max_version TLS12 is older than min_version TLS13");
   // exporter-toolkit's old spelling still works.
-  auto config = Parse("tls_server_config:\n  cert_file: c.pem\n  key_file: c.pem\n"
-                      "  client_auth_type: RequireClientCert\n");
+  auto config = Parse(
+      "tls_server_config:\n  cert_file: c.pem\n  key_file: c.pem\n"
+      "  client_auth_type: RequireClientCert\n");
   ASSERT_TRUE(config) << config.error().message;
   EXPECT_EQ(config->tls->client_auth, ClientAuth::kRequireAnyClientCert);
 }
@@ -270,16 +270,18 @@ TEST_F(WebConfigTest, HostileInputFailsCleanly) {
 
 TEST_F(WebConfigTest, LoadFileReadsAndUsesItsDirectory) {
   Write("c.pem", "x");
-  const std::string path = Write("web.yml", "tls_server_config:\n  cert_file: c.pem\n"
-                                            "  key_file: c.pem\n");
+  const std::string path = Write("web.yml",
+                                 "tls_server_config:\n  cert_file: c.pem\n"
+                                 "  key_file: c.pem\n");
   auto config = LoadWebConfigFile(path);
   ASSERT_TRUE(config) << config.error().message;
   EXPECT_EQ(config->source, path);
   EXPECT_EQ(config->tls->cert_file, (dir_ / "c.pem").string());
   auto missing = LoadWebConfigFile((dir_ / "nope.yml").string());
   ASSERT_FALSE(missing);
-  EXPECT_EQ(missing.error().message,
-            (dir_ / "nope.yml").string() + ": cannot open web config file: No such file or directory");
+  EXPECT_EQ(
+      missing.error().message,
+      (dir_ / "nope.yml").string() + ": cannot open web config file: No such file or directory");
 }
 
 // ---- TLS context ------------------------------------------------------------
@@ -313,10 +315,10 @@ TEST_F(WebConfigTest, TlsContextRejectsMismatchedEncryptedAndGarbageFiles) {
   config.key_file = (dir_ / "c.key").string();
   auto encrypted = BuildTlsContext(config);
   ASSERT_FALSE(encrypted);
-  EXPECT_EQ(encrypted.error().message.rfind("key_file \"" + config.key_file +
-                                                "\": cannot load an unencrypted PEM private key",
-                                            0),
-            0u)
+  EXPECT_EQ(
+      encrypted.error().message.rfind(
+          "key_file \"" + config.key_file + "\": cannot load an unencrypted PEM private key", 0),
+      0u)
       << encrypted.error().message;
 
   config.cert_file = (dir_ / "garbage.pem").string();
@@ -368,8 +370,9 @@ TEST(ListenAddressTest, ErrorsNameTheEntry) {
   EXPECT_EQ(error("[::1:80"),
             "--web.listen-address \"[::1:80\": an IPv6 address goes in brackets, e.g. "
             "[::1]:19375");
-  EXPECT_EQ(error("[zz::1]:80"), "--web.listen-address \"[zz::1]:80\": \"zz::1\" is not an IPv6 "
-                                 "address");
+  EXPECT_EQ(error("[zz::1]:80"),
+            "--web.listen-address \"[zz::1]:80\": \"zz::1\" is not an IPv6 "
+            "address");
   EXPECT_EQ(error("localhost:80"),
             "--web.listen-address \"localhost:80\": host must be an IP address: IPv4 like "
             "127.0.0.1, or IPv6 in brackets like [::1] ([::] for every IPv6 and IPv4 address)");
