@@ -8,7 +8,7 @@ packages=(
   prometheus-cpp-dev libcivetweb-dev libyaml-cpp-dev libcli11-dev libfmt-dev libspdlog-dev
   libssl-dev libcrypt-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev
-  clang libclang-rt-14-dev libbpf-dev bpftool
+  clang clang-format libclang-rt-14-dev libbpf-dev bpftool
   python3 iproute2 curl procps prometheus
   python3-yaml strace shellcheck file dpkg-dev
 )
