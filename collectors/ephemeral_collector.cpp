@@ -6,8 +6,8 @@
 #include <bit>
 #include <charconv>
 #include <cstring>
-#include <fstream>
-#include <sstream>
+
+#include "collectors/read_file.h"
 
 namespace socket_exporter {
 namespace {
@@ -57,14 +57,6 @@ Result<std::uint16_t> ParsePort(std::string_view text, std::string_view what) {
     return Fail(fmt::format("{}: \"{}\" is not a port number 0-65535", what, text));
   }
   return static_cast<std::uint16_t>(value);
-}
-
-Result<std::string> ReadSmallFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Fail(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 std::string FormatThreshold(double threshold) { return fmt::format("{}", threshold); }
@@ -127,13 +119,13 @@ std::size_t EphemeralCollector::DestinationHash::operator()(const Destination& d
 Result<void> EphemeralCollector::Begin(const ScrapeContext& context) {
   config_ = context.config;
   const std::string base = context.procfs_root + "/sys/net/ipv4/";
-  auto range_text = ReadSmallFile(base + "ip_local_port_range");
+  auto range_text = ReadRequiredFile(base + "ip_local_port_range");
   if (!range_text) return std::unexpected(range_text.error());
   auto range = ParseLocalPortRange(*range_text);
   if (!range) return std::unexpected(range.error());
   // Older kernels or restricted procfs may lack the reserved list: none reserved.
   std::vector<PortInterval> reserved;
-  if (auto reserved_text = ReadSmallFile(base + "ip_local_reserved_ports")) {
+  if (auto reserved_text = ReadRequiredFile(base + "ip_local_reserved_ports")) {
     auto parsed = ParseReservedPorts(*reserved_text);
     if (!parsed) return std::unexpected(parsed.error());
     reserved = std::move(*parsed);

@@ -6,24 +6,14 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <unordered_set>
 #include <vector>
 
 #include "collectors/netstat_parser.h"
+#include "collectors/read_file.h"
 
 namespace socket_exporter {
 namespace {
-
-Result<std::string> ReadWholeFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Fail(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return Fail(fmt::format("error reading {}", path));
-  return text.str();
-}
 
 // How full a queue is. A limit of 0 (listen(fd, 0), or the /proc/net
 // source, which does not report the limit) counts as 1, so a queue holding
@@ -64,7 +54,7 @@ Result<void> ListenersCollector::Begin(const ScrapeContext& context) {
   // NetRoot() is the procfs directory whose net/ belongs to the namespace
   // of this pass's sockets, so the counters match the queues.
   const std::string path = context.NetRoot() + "/net/netstat";
-  auto text = ReadWholeFile(path);
+  auto text = ReadRequiredFile(path);
   if (!text) return std::unexpected(text.error());
   auto counters = ParseNetstat(*text);
   if (!counters) return Fail(fmt::format("{}: {}", path, counters.error().message));

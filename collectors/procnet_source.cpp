@@ -7,37 +7,9 @@
 
 #include "collectors/netlink_parser.h"
 #include "collectors/procnet_parser.h"
+#include "collectors/read_file.h"
 
 namespace socket_exporter {
-
-Result<bool> ReadWholeFile(const std::string& path, std::string& out) {
-  out.clear();
-  int fd = -1;
-  do {
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  } while (fd < 0 && errno == EINTR);
-  if (fd < 0) {
-    const int error = errno;
-    if (error == ENOENT) return false;
-    return Fail(fmt::format("cannot open {}: {}", path, KernelErrorText(error)));
-  }
-  for (;;) {
-    const std::size_t used = out.size();
-    out.resize(used + ProcNetSource::kReadChunk);
-    const ssize_t got = ::read(fd, out.data() + used, ProcNetSource::kReadChunk);
-    if (got < 0) {
-      const int error = errno;
-      out.resize(used);
-      if (error == EINTR) continue;
-      ::close(fd);
-      return Fail(fmt::format("cannot read {}: {}", path, KernelErrorText(error)));
-    }
-    out.resize(used + static_cast<std::size_t>(got));
-    if (got == 0) break;
-  }
-  ::close(fd);
-  return true;
-}
 
 ProcNetSource::ProcNetSource(std::string procfs_root) : root_(std::move(procfs_root)) {}
 
@@ -62,7 +34,7 @@ Result<SourceStats> ProcNetSource::Stream(SocketSink& sink) {
     };
     for (File& file : files) {
       file.path = fmt::format("{}/net/{}", root_, file.name);
-      auto read = ReadWholeFile(file.path, file.text);
+      auto read = ReadWholeFile(file.path, file.text, kReadChunk);
       if (!read) return std::unexpected(read.error());
       if (!*read && file.required) return Fail(fmt::format("{} does not exist", file.path));
       file.present = *read;

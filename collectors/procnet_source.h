@@ -39,8 +39,4 @@ class ProcNetSource : public SocketSource {
   std::string root_;
 };
 
-// Reads a whole file into out (replacing its contents) with read() calls of
-// ProcNetSource::kReadChunk bytes. Returns false if the file does not exist.
-Result<bool> ReadWholeFile(const std::string& path, std::string& out);
-
 }  // namespace socket_exporter

@@ -21,6 +21,7 @@
 
 #include "collectors/netlink_source.h"
 #include "collectors/procnet_source.h"
+#include "collectors/read_file.h"
 #include "collectors/socket_record.h"
 
 namespace socket_exporter {

@@ -20,6 +20,7 @@
 
 #include "collectors/netlink_parser.h"
 #include "collectors/procnet_source.h"
+#include "collectors/read_file.h"
 #include "collectors/socket_record.h"
 #include "collectors/socket_sources.h"
 
@@ -513,15 +514,31 @@ TEST_F(FakeProcfs, ReadWholeFileSpansManyReads) {
   const fs::path path = root_ / "big";
   std::ofstream(path, std::ios::binary) << big;
   std::string read_back = "stale contents";
-  auto read = ReadWholeFile(path.string(), read_back);
+  auto read = ReadWholeFile(path.string(), read_back, ProcNetSource::kReadChunk);
   ASSERT_TRUE(read.has_value()) << read.error().message;
   EXPECT_TRUE(*read);
+  EXPECT_EQ(read_back, big);
+  // The default chunk (16 KiB, for small sysctl and netstat files) too.
+  read = ReadWholeFile(path.string(), read_back);
+  ASSERT_TRUE(read.has_value()) << read.error().message;
   EXPECT_EQ(read_back, big);
   auto missing = ReadWholeFile((root_ / "nope").string(), read_back);
   ASSERT_TRUE(missing.has_value());
   EXPECT_FALSE(*missing);
   auto directory = ReadWholeFile(root_.string(), read_back);
   EXPECT_FALSE(directory.has_value());  // EISDIR on read
+}
+
+TEST_F(FakeProcfs, ReadRequiredFileNamesAMissingFile) {
+  const fs::path path = root_ / "small";
+  std::ofstream(path, std::ios::binary) << "32768\t60999\n";
+  auto text = ReadRequiredFile(path.string());
+  ASSERT_TRUE(text.has_value()) << text.error().message;
+  EXPECT_EQ(*text, "32768\t60999\n");
+  auto missing = ReadRequiredFile((root_ / "nope").string());
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().message,
+            "cannot read " + (root_ / "nope").string() + ": " + KernelErrorText(ENOENT));
 }
 
 }  // namespace
