@@ -6,12 +6,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <thread>
 #include <unordered_map>
 
 #include "collectors/bpf_socket_walk.h"
+#include "collectors/read_file.h"
 #include "collectors/registry.h"
 #include "exporter/collector_pass.h"
 
@@ -88,10 +89,13 @@ void Conclude(NamespaceResult& result) {
 // tables the BPF walk reads; the sysctls, read inside it, are negative when
 // the tables are shared. Missing sysctls (kernels before 6.1): shared.
 bool OwnsSocketTables(const std::string& procfs_root) {
+  std::string text;
   for (const char* name : {"tcp_ehash_entries", "udp_hash_entries"}) {
-    std::ifstream in(procfs_root + "/sys/net/ipv4/" + name);
-    long long entries = -1;
-    if (in >> entries && entries > 0) return true;
+    auto found = ReadWholeFile(procfs_root + "/sys/net/ipv4/" + name, text);
+    if (!found || !*found) continue;
+    char* end = nullptr;
+    const long long entries = std::strtoll(text.c_str(), &end, 10);
+    if (end != text.c_str() && entries > 0) return true;
   }
   return false;
 }

@@ -15,11 +15,9 @@ if [[ "${1:-}" == "--fix" ]]; then
   clang-format -i "${files[@]}"
   exit 0
 fi
-if ! clang-format --dry-run --Werror "${files[@]}" 2>/tmp/check-format.$$; then
-  head -n 40 /tmp/check-format.$$ >&2
-  rm -f /tmp/check-format.$$
+if ! report=$(clang-format --dry-run --Werror "${files[@]}" 2>&1); then
+  head -n 40 <<<"$report" >&2
   echo "check-format: run scripts/check-format.sh --fix" >&2
   exit 1
 fi
-rm -f /tmp/check-format.$$
 echo "check-format: ${#files[@]} files match .clang-format"

@@ -321,13 +321,21 @@ res.check(ok, "after those connections close, scrapes are served again")
 metrics = base + "/metrics"
 res.equal(reload_ok(exp, *good, url=metrics), 1.0, "reload metric is 1 after start")
 
-with open(web, "w") as f:
-    f.write(TLS_AUTH.replace("key_file: server.key", "key_file: server.key\n  bogus: 1"))
-exp.proc.send_signal(signal.SIGHUP)
-try:
-    wait_for(lambda: reload_ok(exp, *good, url=metrics) == 0.0, what="reload failure")
-except AssertionError:
-    pass
+
+def reload_web_config(text, settled, what):
+    """Writes the web config, sends SIGHUP and waits (up to 10 s) until
+    settled() holds; the checks after it say what went wrong if it never does."""
+    with open(web, "w") as f:
+        f.write(text)
+    exp.proc.send_signal(signal.SIGHUP)
+    try:
+        wait_for(settled, what=what)
+    except AssertionError:
+        pass
+
+
+reload_web_config(TLS_AUTH.replace("key_file: server.key", "key_file: server.key\n  bogus: 1"),
+                  lambda: reload_ok(exp, *good, url=metrics) == 0.0, "reload failure")
 res.equal(reload_ok(exp, *good, url=metrics), 0.0,
           "a broken web config on SIGHUP sets last_reload_successful to 0")
 _, status, _, _ = curl(metrics, *good)
@@ -336,29 +344,19 @@ res.check(any(re.search(r"web\.yml:4:3: unknown key \"bogus\"", line) for line i
           "the reload error is logged with file:line:column", "".join(exp.log[-3:]))
 
 # Turning TLS off needs a restart: refused, TLS keeps serving.
-with open(web, "w") as f:
-    f.write(f"basic_auth_users:\n  prometheus: '{PROM_HASH}'\n")
-exp.proc.send_signal(signal.SIGHUP)
-try:
-    wait_for(lambda: any("turning TLS off needs a restart" in l for l in exp.log), what="log")
-except AssertionError:
-    pass
+reload_web_config(f"basic_auth_users:\n  prometheus: '{PROM_HASH}'\n",
+                  lambda: any("turning TLS off needs a restart" in l for l in exp.log), "log")
 res.check(any("turning TLS off needs a restart" in l for l in exp.log),
           "removing tls_server_config on SIGHUP is refused (needs a restart)")
 res.equal(curl(metrics, *good)[1], 200, "and TLS keeps serving")
 
 # A good file with a new certificate (another CA) and new users applies to
 # new connections.
-with open(web, "w") as f:
-    f.write(f"tls_server_config:\n  cert_file: server2.crt\n  key_file: server2.key\n"
-            f"basic_auth_users:\n  other: '{OTHER_HASH}'\n")
-exp.proc.send_signal(signal.SIGHUP)
 other_ca = ["--cacert", path("other-ca.crt")]
 new_good = other_ca + ["-u", "other:other"]
-try:
-    wait_for(lambda: reload_ok(exp, *new_good, url=metrics) == 1.0, what="reload success")
-except AssertionError:
-    pass
+reload_web_config(f"tls_server_config:\n  cert_file: server2.crt\n  key_file: server2.key\n"
+                  f"basic_auth_users:\n  other: '{OTHER_HASH}'\n",
+                  lambda: reload_ok(exp, *new_good, url=metrics) == 1.0, "reload success")
 res.equal(reload_ok(exp, *new_good, url=metrics), 1.0,
           "a good web config on SIGHUP applies: new certificate and user, metric back to 1")
 code, _, _, _ = curl(metrics, *good)
