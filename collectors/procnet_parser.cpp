@@ -32,21 +32,21 @@ class Columns {
 
 // The whole of text must be a number in base; no sign, no prefix.
 template <typename T>
-bool ParseNumber(std::string_view text, int base, T &out) {
+bool ParseNumber(std::string_view text, int base, T& out) {
   if (text.empty()) return false;
-  const char *end = text.data() + text.size();
+  const char* end = text.data() + text.size();
   const auto [stop, error] = std::from_chars(text.data(), end, out, base);
   return error == std::errc() && stop == end;
 }
 
 template <typename T>
-bool ParseHexDigits(std::string_view text, std::size_t min_digits, std::size_t max_digits, T &out) {
+bool ParseHexDigits(std::string_view text, std::size_t min_digits, std::size_t max_digits, T& out) {
   return text.size() >= min_digits && text.size() <= max_digits && ParseNumber(text, 16, out);
 }
 
 // "0100007F:1F90" -> address and port. Returns what was wrong, or nullptr.
-const char *ParseEndpoint(std::string_view text, Family family, IpAddress &address,
-                          std::uint16_t &port) {
+const char* ParseEndpoint(std::string_view text, Family family, IpAddress& address,
+                          std::uint16_t& port) {
   const std::size_t colon = text.find(':');
   if (colon == std::string_view::npos) return "no ':' between address and port";
   const std::string_view hex_address = text.substr(0, colon);
@@ -70,7 +70,7 @@ const char *ParseEndpoint(std::string_view text, Family family, IpAddress &addre
 }  // namespace
 
 Result<std::uint64_t> ParseProcNet(std::string_view text, Protocol protocol, Family family,
-                                   ProcNetSelect select, SocketSink &sink) {
+                                   ProcNetSelect select, SocketSink& sink) {
   const std::uint8_t without_peer_state =
       protocol == Protocol::kTcp ? kProcTcpListen : kProcUdpUnconnected;
   std::uint64_t delivered = 0;
@@ -112,12 +112,12 @@ Result<std::uint64_t> ParseProcNet(std::string_view text, Protocol protocol, Fam
     }
     const std::string_view local = columns.Next();
     if (local.empty()) return bad("missing local address");
-    if (const char *why = ParseEndpoint(local, family, record.local, record.local_port)) {
+    if (const char* why = ParseEndpoint(local, family, record.local, record.local_port)) {
       return bad(fmt::format("bad local address ({})", why));
     }
     const std::string_view remote = columns.Next();
     if (remote.empty()) return bad("missing remote address");
-    if (const char *why = ParseEndpoint(remote, family, record.remote, record.remote_port)) {
+    if (const char* why = ParseEndpoint(remote, family, record.remote, record.remote_port)) {
       return bad(fmt::format("bad remote address ({})", why));
     }
     if (!ParseHexDigits(columns.Next(), 2, 2, record.state)) return bad("missing or bad state");

@@ -25,7 +25,7 @@
 namespace socket_exporter {
 namespace {
 
-void SetUpLogging(const std::string &level) {
+void SetUpLogging(const std::string& level) {
   auto logger = spdlog::stderr_logger_mt("socket_exporter");
   logger->set_pattern("ts=%Y-%m-%dT%H:%M:%S.%eZ level=%l msg=\"%v\"",
                       spdlog::pattern_time_type::utc);
@@ -33,12 +33,12 @@ void SetUpLogging(const std::string &level) {
   spdlog::set_default_logger(logger);
 }
 
-Result<std::shared_ptr<const Config>> LoadConfig(const std::string &path) {
+Result<std::shared_ptr<const Config>> LoadConfig(const std::string& path) {
   if (path.empty()) return DefaultConfig();
   return LoadConfigFile(path);
 }
 
-SourceKind ParseSourceKind(const std::string &name) {
+SourceKind ParseSourceKind(const std::string& name) {
   if (name == "netlink") return SourceKind::kNetlink;
   if (name == "procfs") return SourceKind::kProcfs;
   return SourceKind::kAuto;
@@ -60,10 +60,8 @@ class ReloadStatus {
     std::lock_guard lock(mutex_);
     std::vector<prometheus::MetricFamily> out;
     AddGauge(AddFamily(out, "socket_exporter_config_last_reload_successful",
-                       "1 if the last load of --config.file and "
-                       "--web.config.file (start or "
-                       "SIGHUP) succeeded, 0 if either failed and its previous "
-                       "version is still "
+                       "1 if the last load of --config.file and --web.config.file (start or "
+                       "SIGHUP) succeeded, 0 if either failed and its previous version is still "
                        "in use.",
                        prometheus::MetricType::Gauge),
              {}, ok_ ? 1.0 : 0.0);
@@ -82,7 +80,7 @@ class ReloadStatus {
 
 }  // namespace
 
-int RunExporter(const Options &options) {
+int RunExporter(const Options& options) {
   SetUpLogging(options.log_level);
 
   auto config = LoadConfig(options.config_file);
@@ -163,14 +161,14 @@ int RunExporter(const Options &options) {
     return 1;
   }
   std::string enabled;
-  for (const auto &name : scraper->EnabledCollectors())
+  for (const auto& name : scraper->EnabledCollectors())
     enabled += (enabled.empty() ? "" : ",") + name;
   // Tests and people find the port in "(port N)"; the first address comes
   // first, on the line that has always carried it.
   const std::vector<ListenEndpoint> endpoints = (*server)->Endpoints();
   spdlog::info(
-      "socket_exporter {} (revision {}) listening on {} (port {}), "
-      "telemetry path {}, config {}, collectors {}",
+      "socket_exporter {} (revision {}) listening on {} (port {}), telemetry path {}, config {}, "
+      "collectors {}",
       kVersion, kRevision, endpoints.front().address, endpoints.front().port,
       options.telemetry_path, (*config)->source, enabled);
   for (std::size_t i = 1; i < endpoints.size(); ++i) {
@@ -208,10 +206,8 @@ int RunExporter(const Options &options) {
             web_config ? (*server)->ApplyWebConfig(std::make_shared<const WebConfig>(*web_config))
                        : Result<void>(std::unexpected(web_config.error()));
         if (!applied) {
-          spdlog::error(
-              "SIGHUP: web config reload failed, keeping the "
-              "previous web config: {}",
-              applied.error().message);
+          spdlog::error("SIGHUP: web config reload failed, keeping the previous web config: {}",
+                        applied.error().message);
           ok = false;
         } else {
           spdlog::info("SIGHUP: web config {} reloaded: {}", options.web_config_file,

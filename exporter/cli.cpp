@@ -11,7 +11,7 @@
 
 namespace socket_exporter {
 
-std::optional<int> ParseCommandLine(int argc, const char *const *argv, Options &options) {
+std::optional<int> ParseCommandLine(int argc, const char* const* argv, Options& options) {
   CLI::App app{"socket_exporter: Prometheus exporter for Linux TCP/UDP socket metrics.",
                "socket_exporter"};
   app.get_formatter()->column_width(44);
@@ -28,32 +28,28 @@ std::optional<int> ParseCommandLine(int argc, const char *const *argv, Options &
   app.add_option("--web.config.file", options.web_config_file,
                  "Web config file (TLS, basic auth), exporter-toolkit format");
   app.add_option("--config.file", options.config_file,
-                 "YAML config file (port ranges, services, collectors); "
-                 "default: embedded");
+                 "YAML config file (port ranges, services, collectors); default: embedded");
   app.add_flag("--config.check", options.check_config,
-               "Validate the config file (and --web.config.file), print the "
-               "result and exit");
+               "Validate the config file (and --web.config.file), print the result and exit");
   app.add_option("--path.procfs", options.procfs_root, "procfs mountpoint")->capture_default_str();
   app.add_option("--socket.source", options.socket_source,
-                 "Where to read sockets: auto (netlink, else /proc/net), "
-                 "netlink or procfs")
+                 "Where to read sockets: auto (netlink, else /proc/net), netlink or procfs")
       ->check(CLI::IsMember({"auto", "netlink", "procfs"}))
       ->capture_default_str();
   app.add_option("--log.level", options.log_level, "Log level: debug, info, warn, error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
       ->capture_default_str();
   app.add_flag("--once", options.once,
-               "Write one scrape's metrics to stdout and exit (non-zero if a "
-               "collector failed)");
+               "Write one scrape's metrics to stdout and exit (non-zero if a collector failed)");
 
   // --list / --summary (exporter/socket_view.h, docs/list-view.md).
   {
     const std::string group = "Socket view";
-    CLI::Option *list = app.add_flag("--list", options.list,
-                                     "Print every socket, classified as the "
-                                     "config classifies it, and exit")
-                            ->group(group);
-    CLI::Option *summary =
+    CLI::Option* list =
+        app.add_flag("--list", options.list,
+                     "Print every socket, classified as the config classifies it, and exit")
+            ->group(group);
+    CLI::Option* summary =
         app.add_flag("--summary", options.summary,
                      "Print the counts a scrape would publish as tables and exit")
             ->group(group);
@@ -66,8 +62,8 @@ std::optional<int> ParseCommandLine(int argc, const char *const *argv, Options &
         ->needs(list)
         ->capture_default_str()
         ->group(group);
-    const auto filter = [&](const std::string &name, std::vector<std::string> &values,
-                            const std::string &help) {
+    const auto filter = [&](const std::string& name, std::vector<std::string>& values,
+                            const std::string& help) {
       return app.add_option("--filter." + name, values, help + " (repeat or comma-separate)")
           ->delimiter(',')
           ->needs(list)
@@ -88,12 +84,12 @@ std::optional<int> ParseCommandLine(int argc, const char *const *argv, Options &
   // --collector.NAME / --no-collector.NAME for every registered collector.
   std::vector<std::pair<std::string, std::int64_t>> collector_flags;
   collector_flags.reserve(AllCollectors().size());
-  for (const CollectorInfo &info : AllCollectors()) {
+  for (const CollectorInfo& info : AllCollectors()) {
     collector_flags.emplace_back(std::string(info.name), 0);
   }
-  for (auto &[name, value] : collector_flags) {
-    const CollectorInfo *info = nullptr;
-    for (const CollectorInfo &candidate : AllCollectors()) {
+  for (auto& [name, value] : collector_flags) {
+    const CollectorInfo* info = nullptr;
+    for (const CollectorInfo& candidate : AllCollectors()) {
       if (candidate.name == name) info = &candidate;
     }
     app.add_flag(fmt::format("--collector.{},!--no-collector.{}", name, name), value,
@@ -104,10 +100,10 @@ std::optional<int> ParseCommandLine(int argc, const char *const *argv, Options &
 
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError &e) {
+  } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  for (const auto &[name, value] : collector_flags) {
+  for (const auto& [name, value] : collector_flags) {
     if (value > 0) options.collector_overrides[name] = true;
     if (value < 0) options.collector_overrides[name] = false;
   }

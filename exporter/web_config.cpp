@@ -46,17 +46,17 @@ constexpr std::size_t kMaxQuotedPath = 4096;  // PATH_MAX: a path is shown whole
 struct Position {
   int line = 1;
   int column = 1;
-  friend auto operator<=>(const Position &, const Position &) = default;
+  friend auto operator<=>(const Position&, const Position&) = default;
 };
 
-Position PositionOf(const YAML::Mark &mark, Position fallback) {
+Position PositionOf(const YAML::Mark& mark, Position fallback) {
   if (mark.is_null() || mark.line < 0 || mark.column < 0) return fallback;
   return Position{mark.line + 1, mark.column + 1};
 }
 
 // An empty value has no useful mark of its own (yaml-cpp gives the next
 // token's), so errors about it point at its key.
-Position PositionOfValue(const YAML::Node &value, Position key_pos) {
+Position PositionOfValue(const YAML::Node& value, Position key_pos) {
   if (!value.IsDefined() || value.IsNull()) return key_pos;
   return PositionOf(value.Mark(), key_pos);
 }
@@ -68,14 +68,14 @@ std::string Quote(std::string_view text, std::size_t max_length = kMaxQuoted) {
 }
 
 template <std::size_t N>
-std::string JoinNames(const std::array<std::string_view, N> &names) {
+std::string JoinNames(const std::array<std::string_view, N>& names) {
   std::string out;
   for (std::string_view name : names) out += (out.empty() ? "" : ", ") + std::string(name);
   return out;
 }
 
 template <std::size_t N>
-bool Contains(const std::array<std::string_view, N> &names, std::string_view name) {
+bool Contains(const std::array<std::string_view, N>& names, std::string_view name) {
   return std::find(names.begin(), names.end(), name) != names.end();
 }
 
@@ -85,13 +85,13 @@ class Diagnostics {
     entries_.push_back(Entry{pos, entries_.size(), std::move(message)});
   }
   bool empty() const { return entries_.empty(); }
-  std::string Format(const std::string &source) {
-    std::sort(entries_.begin(), entries_.end(), [](const Entry &a, const Entry &b) {
+  std::string Format(const std::string& source) {
+    std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
       return std::tie(a.pos, a.seq) < std::tie(b.pos, b.seq);
     });
     std::string out;
     for (std::size_t i = 0; i < entries_.size() && i < kMaxReportedErrors; ++i) {
-      const Entry &e = entries_[i];
+      const Entry& e = entries_[i];
       if (!out.empty()) out += '\n';
       out += fmt::format("{}:{}:{}: {}", source, e.pos.line, e.pos.column, e.message);
     }
@@ -111,7 +111,7 @@ class Diagnostics {
   std::vector<Entry> entries_;
 };
 
-std::string_view NodeKind(const YAML::Node &node) {
+std::string_view NodeKind(const YAML::Node& node) {
   switch (node.Type()) {
     case YAML::NodeType::Null:
       return "nothing";
@@ -128,7 +128,7 @@ std::string_view NodeKind(const YAML::Node &node) {
 }
 
 // Returns why the file cannot be used, or nothing when it can be read.
-std::optional<std::string> CheckReadableFile(const std::string &path) {
+std::optional<std::string> CheckReadableFile(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) return std::string(std::strerror(errno));
   struct stat st {};
@@ -146,7 +146,7 @@ std::optional<std::string> CheckReadableFile(const std::string &path) {
   return problem;
 }
 
-std::string ResolvePath(const std::string &base_dir, const std::string &path) {
+std::string ResolvePath(const std::string& base_dir, const std::string& path) {
   if (path.empty() || path.front() == '/' || base_dir.empty()) return path;
   return (std::filesystem::path(base_dir) / path).lexically_normal().string();
 }
@@ -154,8 +154,7 @@ std::string ResolvePath(const std::string &base_dir, const std::string &path) {
 std::optional<ClientAuth> ParseClientAuth(std::string_view text) {
   if (text == "NoClientCert") return ClientAuth::kNoClientCert;
   if (text == "RequestClientCert") return ClientAuth::kRequestClientCert;
-  // "RequireClientCert" is exporter-toolkit's old spelling, still accepted
-  // there.
+  // "RequireClientCert" is exporter-toolkit's old spelling, still accepted there.
   if (text == "RequireAnyClientCert" || text == "RequireClientCert") {
     return ClientAuth::kRequireAnyClientCert;
   }
@@ -182,8 +181,7 @@ std::optional<std::string> BcryptHashProblem(std::string_view hash) {
   const bool prefix_ok = hash.size() >= 4 && hash[0] == '$' && hash[1] == '2' &&
                          (hash[2] == 'a' || hash[2] == 'b' || hash[2] == 'y') && hash[3] == '$';
   if (!prefix_ok) {
-    return "expected a bcrypt hash starting with $2y$, $2b$ or $2a$ "
-           "(plain-text passwords are "
+    return "expected a bcrypt hash starting with $2y$, $2b$ or $2a$ (plain-text passwords are "
            "not accepted; make one with htpasswd -nBC 10 USER)";
   }
   if (hash.size() != 60) {
@@ -204,10 +202,10 @@ std::optional<std::string> BcryptHashProblem(std::string_view hash) {
 
 class Parser {
  public:
-  Parser(WebConfig &config, Diagnostics &diagnostics, std::string base_dir)
+  Parser(WebConfig& config, Diagnostics& diagnostics, std::string base_dir)
       : config_(config), diagnostics_(diagnostics), base_dir_(std::move(base_dir)) {}
 
-  void ParseDocument(const YAML::Node &root) {
+  void ParseDocument(const YAML::Node& root) {
     if (!root.IsDefined() || root.IsNull()) return;  // an empty file: plain HTTP, no auth
     const Position pos = PositionOf(root.Mark(), Position{});
     if (!root.IsMap()) {
@@ -216,7 +214,7 @@ class Parser {
       return;
     }
     ForEachKey(root, "", kTopLevelKeys, kUnsupportedTopLevelKeys,
-               [&](std::string_view key, const YAML::Node &value, Position key_pos) {
+               [&](std::string_view key, const YAML::Node& value, Position key_pos) {
                  if (key == "tls_server_config") ParseTls(value, key_pos);
                  if (key == "basic_auth_users") ParseUsers(value, key_pos);
                });
@@ -226,12 +224,12 @@ class Parser {
   // Calls fn for every known key of a mapping; reports unknown, unsupported,
   // duplicate and non-scalar keys.
   template <std::size_t N, std::size_t M, typename Fn>
-  void ForEachKey(const YAML::Node &map, std::string_view where,
-                  const std::array<std::string_view, N> &known,
-                  const std::array<std::string_view, M> &unsupported, Fn &&fn) {
+  void ForEachKey(const YAML::Node& map, std::string_view where,
+                  const std::array<std::string_view, N>& known,
+                  const std::array<std::string_view, M>& unsupported, Fn&& fn) {
     std::set<std::string, std::less<>> seen;
     const std::string in = where.empty() ? "" : fmt::format(" in {}", where);
-    for (const auto &entry : map) {
+    for (const auto& entry : map) {
       // Copies: yaml-cpp's iterator hands out temporaries.
       const YAML::Node key_node = entry.first;
       const YAML::Node value = entry.second;
@@ -263,7 +261,7 @@ class Parser {
   }
 
   // A non-empty scalar, or an error naming what was expected.
-  std::optional<std::string> Scalar(const YAML::Node &value, Position key_pos, std::string_view key,
+  std::optional<std::string> Scalar(const YAML::Node& value, Position key_pos, std::string_view key,
                                     std::string_view expected) {
     if (!value.IsScalar() || value.Scalar().empty()) {
       diagnostics_.Add(PositionOfValue(value, key_pos),
@@ -274,7 +272,7 @@ class Parser {
     return value.Scalar();
   }
 
-  std::optional<std::string> ReadableFile(const YAML::Node &value, Position key_pos,
+  std::optional<std::string> ReadableFile(const YAML::Node& value, Position key_pos,
                                           std::string_view key) {
     auto path = Scalar(value, key_pos, key, "a file path");
     if (!path) return std::nullopt;
@@ -287,7 +285,7 @@ class Parser {
     return resolved;
   }
 
-  void ParseTls(const YAML::Node &node, Position key_pos) {
+  void ParseTls(const YAML::Node& node, Position key_pos) {
     if (!node.IsMap()) {
       diagnostics_.Add(PositionOfValue(node, key_pos),
                        fmt::format("tls_server_config: expected a mapping with cert_file and "
@@ -303,7 +301,7 @@ class Parser {
     std::optional<Position> ca_pos;
     std::optional<Position> max_pos;
     ForEachKey(node, "tls_server_config", kTlsKeys, kUnsupportedTlsKeys,
-               [&](std::string_view key, const YAML::Node &value, Position pos) {
+               [&](std::string_view key, const YAML::Node& value, Position pos) {
                  if (key == "cert_file" || key == "key_file" || key == "client_ca_file") {
                    auto path = ReadableFile(value, pos, key);
                    if (key == "cert_file") have_cert = true;
@@ -370,8 +368,7 @@ class Parser {
     } else if (ca_pos && tls.client_auth == ClientAuth::kNoClientCert) {
       diagnostics_.Add(*ca_pos,
                        "client_ca_file is set but client_auth_type is NoClientCert; set "
-                       "client_auth_type: RequireAndVerifyClientCert (or "
-                       "VerifyClientCertIfGiven)");
+                       "client_auth_type: RequireAndVerifyClientCert (or VerifyClientCertIfGiven)");
       ok = false;
     }
     if (tls.max_version && *tls.max_version < tls.min_version) {
@@ -383,7 +380,7 @@ class Parser {
     if (ok && have_cert && have_key) config_.tls = std::move(tls);
   }
 
-  void ParseUsers(const YAML::Node &node, Position key_pos) {
+  void ParseUsers(const YAML::Node& node, Position key_pos) {
     if (!node.IsMap() || node.size() == 0) {
       // An empty list must not silently mean "no authentication".
       diagnostics_.Add(PositionOfValue(node, key_pos),
@@ -393,7 +390,7 @@ class Parser {
       return;
     }
     std::set<std::string, std::less<>> seen;
-    for (const auto &entry : node) {
+    for (const auto& entry : node) {
       const YAML::Node user_node = entry.first;
       const YAML::Node hash_node = entry.second;
       const Position user_pos = PositionOf(user_node.Mark(), key_pos);
@@ -428,8 +425,8 @@ class Parser {
     }
   }
 
-  WebConfig &config_;
-  Diagnostics &diagnostics_;
+  WebConfig& config_;
+  Diagnostics& diagnostics_;
   const std::string base_dir_;
 };
 
@@ -465,8 +462,8 @@ std::string_view TlsVersionName(TlsVersion version) {
   return "?";
 }
 
-Result<WebConfig> ParseWebConfig(std::string_view yaml_text, const std::string &source_name,
-                                 const std::string &base_dir) {
+Result<WebConfig> ParseWebConfig(std::string_view yaml_text, const std::string& source_name,
+                                 const std::string& base_dir) {
   if (yaml_text.size() > kMaxWebConfigBytes) {
     return Fail(fmt::format("{}: {} bytes; a web config file is at most {} bytes (wrong file?)",
                             source_name, yaml_text.size(), kMaxWebConfigBytes));
@@ -474,7 +471,7 @@ Result<WebConfig> ParseWebConfig(std::string_view yaml_text, const std::string &
   std::vector<YAML::Node> documents;
   try {
     documents = YAML::LoadAll(std::string(yaml_text));
-  } catch (const YAML::Exception &e) {
+  } catch (const YAML::Exception& e) {
     const Position pos = PositionOf(e.mark, Position{});
     return Fail(
         fmt::format("{}:{}:{}: invalid YAML: {}", source_name, pos.line, pos.column, e.msg));
@@ -490,7 +487,7 @@ Result<WebConfig> ParseWebConfig(std::string_view yaml_text, const std::string &
   try {
     Parser(config, diagnostics, base_dir)
         .ParseDocument(documents.empty() ? YAML::Node() : documents[0]);
-  } catch (const YAML::Exception &e) {  // yaml-cpp throws on some malformed trees
+  } catch (const YAML::Exception& e) {  // yaml-cpp throws on some malformed trees
     const Position pos = PositionOf(e.mark, Position{});
     diagnostics.Add(pos, fmt::format("invalid YAML: {}", e.msg));
   }
@@ -498,7 +495,7 @@ Result<WebConfig> ParseWebConfig(std::string_view yaml_text, const std::string &
   return config;
 }
 
-Result<WebConfig> LoadWebConfigFile(const std::string &path) {
+Result<WebConfig> LoadWebConfigFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return Fail(fmt::format("{}: cannot open web config file: {}", path, std::strerror(errno)));
@@ -514,7 +511,7 @@ Result<WebConfig> LoadWebConfigFile(const std::string &path) {
   return ParseWebConfig(text, path, base_dir);
 }
 
-std::string DescribeWebConfig(const WebConfig &config) {
+std::string DescribeWebConfig(const WebConfig& config) {
   std::string out;
   if (config.tls) {
     out = fmt::format("TLS (min {}, client auth {})", TlsVersionName(config.tls->min_version),

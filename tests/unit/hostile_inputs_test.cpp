@@ -61,17 +61,17 @@ double MillisecondsSince(Clock::time_point start) {
 }
 
 // Prints one row of the table in docs/robustness.md.
-void Row(const std::string &input, const std::string &outcome, double ms) {
+void Row(const std::string& input, const std::string& outcome, double ms) {
   std::printf("HOSTILE | %s | %s | %.0f |\n", input.c_str(), outcome.c_str(), ms);
 }
 
-std::string FirstLine(const std::string &text) { return text.substr(0, text.find('\n')); }
+std::string FirstLine(const std::string& text) { return text.substr(0, text.find('\n')); }
 
-std::size_t LineCount(const std::string &text) {
+std::size_t LineCount(const std::string& text) {
   return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) + 1;
 }
 
-bool Printable(const std::string &text) {
+bool Printable(const std::string& text) {
   return std::all_of(text.begin(), text.end(), [](char c) {
     const auto byte = static_cast<unsigned char>(c);
     return byte == '\n' || (byte >= 0x20 && byte != 0x7F);
@@ -84,7 +84,7 @@ struct ConfigOutcome {
   std::string error;
   double ms = 0;
 };
-ConfigOutcome TryConfig(const std::string &yaml) {
+ConfigOutcome TryConfig(const std::string& yaml) {
   const auto start = Clock::now();
   auto result = ParseConfig(yaml, "hostile.yaml");
   ConfigOutcome outcome;
@@ -108,17 +108,17 @@ std::string Services(std::size_t count, std::uint16_t first_port) {
   return yaml;
 }
 
-std::string FixturePath(const std::string &name) {
+std::string FixturePath(const std::string& name) {
   return std::string(SOCKET_EXPORTER_FIXTURES_DIR) + "/" + name;
 }
 
-std::vector<std::uint8_t> ReadBytes(const std::string &path) {
+std::vector<std::uint8_t> ReadBytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 // The datagrams of a .bin fixture (tests/fixtures/README.md).
-std::vector<std::vector<std::uint8_t>> Frames(const std::string &name) {
+std::vector<std::vector<std::uint8_t>> Frames(const std::string& name) {
   const std::vector<std::uint8_t> data = ReadBytes(FixturePath(name));
   std::vector<std::vector<std::uint8_t>> frames;
   std::size_t at = 0;
@@ -134,13 +134,13 @@ std::vector<std::vector<std::uint8_t>> Frames(const std::string &name) {
 
 class CountingSink : public SocketSink {
  public:
-  void OnSocket(const SocketRecord &) override { ++records; }
+  void OnSocket(const SocketRecord&) override { ++records; }
   std::uint64_t records = 0;
 };
 
 std::size_t OpenFileCount() {
   std::size_t count = 0;
-  for ([[maybe_unused]] const auto &entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
     ++count;
   }
   return count;
@@ -156,12 +156,12 @@ TEST(HostileNetlink, EveryRecordedDatagramTruncatedAtEveryByte) {
   const auto start = Clock::now();
   std::size_t cuts = 0;
   std::size_t errors = 0;
-  for (const auto &[file, protocol] : {std::pair{"netlink_tcp.bin", Protocol::kTcp},
+  for (const auto& [file, protocol] : {std::pair{"netlink_tcp.bin", Protocol::kTcp},
                                        std::pair{"netlink_tcp_v2.bin", Protocol::kTcp},
                                        std::pair{"netlink_udp.bin", Protocol::kUdp}}) {
     const auto frames = Frames(file);
     ASSERT_FALSE(frames.empty()) << file;
-    for (const auto &frame : frames) {
+    for (const auto& frame : frames) {
       CountingSink whole;
       ASSERT_TRUE(ParseSockDiagBatch(frame, protocol, whole).has_value()) << file;
       for (std::size_t cut = 0; cut < frame.size(); ++cut) {
@@ -207,8 +207,7 @@ TEST(HostileNetlink, DoneAndErrorCarryingIntMin) {
     EXPECT_EQ(KernelErrorText(status->kernel_errno), "unknown error 2147483647");
   }
   Row("netlink: NLMSG_DONE / NLMSG_ERROR with status INT_MIN",
-      "request over with kernel error INT_MAX (\"unknown error 2147483647\"); "
-      "was signed "
+      "request over with kernel error INT_MAX (\"unknown error 2147483647\"); was signed "
       "overflow (UB) before the fix",
       0);
 }
@@ -220,7 +219,7 @@ TEST(HostileNetlink, RandomBytes) {
   constexpr int kRounds = 20000;
   for (int round = 0; round < kRounds; ++round) {
     std::vector<std::uint8_t> bytes(random() % 2048);
-    for (auto &b : bytes) b = static_cast<std::uint8_t>(random());
+    for (auto& b : bytes) b = static_cast<std::uint8_t>(random());
     CountingSink sink;
     const Protocol protocol = round % 2 ? Protocol::kUdp : Protocol::kTcp;
     const auto status = ParseSockDiagBatch(bytes, protocol, sink);
@@ -254,8 +253,7 @@ TEST(HostileNetlink, PeerThatNeverAnswersTimesOut) {
   const double stream_ms = MillisecondsSince(start);
   ASSERT_FALSE(stats.has_value());
   EXPECT_EQ(stats.error().message,
-            "netlink receive timed out after 300 ms during the TCP (legacy, "
-            "all families) dump");
+            "netlink receive timed out after 300 ms during the TCP (legacy, all families) dump");
   EXPECT_GE(stream_ms, 250);
   EXPECT_LT(stream_ms, 300 + 1000 * kSlowdown);
   EXPECT_FALSE(source.LastFailureMeansUnavailable()) << "a hang must not fall back silently";
@@ -277,13 +275,10 @@ TEST(HostileNetlink, PeerThatNeverAnswersTimesOut) {
   EXPECT_EQ(testing::SeriesCount(outcome.families, "socket_connections"), 0U)
       << "a failed pass publishes no partial counts";
   EXPECT_LT(scrape_ms, 300 + 1000 * kSlowdown);
-  Row("netlink: a peer that takes the request and never answers (receive "
-      "timeout 300 ms; "
+  Row("netlink: a peer that takes the request and never answers (receive timeout 300 ms; "
       "5 s in the exporter)",
-      "\"netlink receive timed out after 300 ms during the TCP (legacy, all "
-      "families) dump\"; "
-      "socket collectors success 0, no partial counts, the rest of the scrape "
-      "answers, socket "
+      "\"netlink receive timed out after 300 ms during the TCP (legacy, all families) dump\"; "
+      "socket collectors success 0, no partial counts, the rest of the scrape answers, socket "
       "closed",
       scrape_ms);
 }
@@ -295,7 +290,7 @@ TEST(HostileProcNet, EveryRecordedFileTruncatedAtEveryByte) {
   const auto start = Clock::now();
   std::size_t cuts = 0;
   std::size_t errors = 0;
-  for (const auto &[file, protocol, family] :
+  for (const auto& [file, protocol, family] :
        {std::tuple{"proc_net_tcp.txt", Protocol::kTcp, Family::kIpv4},
         std::tuple{"proc_net_tcp6.txt", Protocol::kTcp, Family::kIpv6},
         std::tuple{"proc_net_udp.txt", Protocol::kUdp, Family::kIpv4},
@@ -319,8 +314,7 @@ TEST(HostileProcNet, EveryRecordedFileTruncatedAtEveryByte) {
   const double ms = MillisecondsSince(start);
   Row("/proc/net: every recorded file cut at every byte (" + std::to_string(cuts) + " cuts)",
       std::to_string(errors) +
-          " errors \"line N: truncated: no newline at the "
-          "end of the file\" (or \"line 1: "
+          " errors \"line N: truncated: no newline at the end of the file\" (or \"line 1: "
           "empty file\"); cuts at a line end parse",
       ms);
   EXPECT_LT(ms, 2000 * kSlowdown);
@@ -329,7 +323,7 @@ TEST(HostileProcNet, EveryRecordedFileTruncatedAtEveryByte) {
 TEST(HostileProcNet, BinaryGarbageAndHugeLines) {
   std::mt19937 random(7);
   std::string garbage(1 << 20, '\0');
-  for (char &c : garbage) c = static_cast<char>(random());
+  for (char& c : garbage) c = static_cast<char>(random());
   auto start = Clock::now();
   CountingSink sink;
   auto result = ParseProcNet(garbage, Protocol::kTcp, Family::kIpv4, ProcNetSelect::kAll, sink);
@@ -353,8 +347,7 @@ TEST(HostileProcNet, BinaryGarbageAndHugeLines) {
                                         std::to_string((16 << 20) + 6) + " bytes)");
   Row("/proc/net: one 16 MiB line",
       "\"" + expected +
-          "\"   0: AAAA...\" (16777222 bytes)\" (a 200-byte prefix is quoted; "
-          "only a "
+          "\"   0: AAAA...\" (16777222 bytes)\" (a 200-byte prefix is quoted; only a "
           "fake --path.procfs can produce it)",
       ms);
   EXPECT_LT(ms, 2000 * kSlowdown);
@@ -367,12 +360,10 @@ TEST(HostileConfig, HugeFile) {
   const std::string huge(10 << 20, '#');
   const ConfigOutcome outcome = TryConfig(huge);
   EXPECT_EQ(outcome.error,
-            "hostile.yaml:1:1: config is too large (10485760 "
-            "bytes); the limit is 4194304 bytes "
+            "hostile.yaml:1:1: config is too large (10485760 bytes); the limit is 4194304 bytes "
             "(4 MiB)");
   Row("config: 10 MiB file",
-      "\"config is too large (10485760 bytes); the limit is 4194304 bytes (4 "
-      "MiB)\"; a regular "
+      "\"config is too large (10485760 bytes); the limit is 4194304 bytes (4 MiB)\"; a regular "
       "file is refused from its size, before reading",
       outcome.ms);
   EXPECT_LT(outcome.ms, 1000 * kSlowdown);
@@ -383,20 +374,17 @@ TEST(HostileConfig, HugeFile) {
   const double ms = MillisecondsSince(start);
   ASSERT_FALSE(endless.has_value());
   EXPECT_EQ(endless.error().message,
-            "/dev/zero:1:1: config is too large (more than 4194304 bytes); the "
-            "limit is 4194304 "
+            "/dev/zero:1:1: config is too large (more than 4194304 bytes); the limit is 4194304 "
             "bytes (4 MiB)");
   Row("config: /dev/zero (never ends)",
-      "\"config is too large (more than 4194304 bytes)\" after reading 4 MiB + "
-      "1",
-      ms);
+      "\"config is too large (more than 4194304 bytes)\" after reading 4 MiB + 1", ms);
   EXPECT_LT(ms, 2000 * kSlowdown);
 }
 
 TEST(HostileConfig, BinaryGarbage) {
   std::mt19937 random(99);
   std::string garbage(64 << 10, '\0');
-  for (char &c : garbage) c = static_cast<char>(random());
+  for (char& c : garbage) c = static_cast<char>(random());
   const ConfigOutcome outcome = TryConfig(garbage);
   ASSERT_FALSE(outcome.error.empty());
   EXPECT_EQ(outcome.error.rfind("hostile.yaml:", 0), 0U) << outcome.error;
@@ -417,8 +405,7 @@ TEST(HostileConfig, DeepNesting) {
   ConfigOutcome outcome = TryConfig(flow);
   EXPECT_EQ(outcome.error, "hostile.yaml:1:75: YAML is nested more than 64 levels deep");
   Row("config: 100000 nested flow lists `[[[[...`",
-      "\"hostile.yaml:1:75: YAML is nested more than 64 levels deep\" (checked "
-      "before yaml-cpp "
+      "\"hostile.yaml:1:75: YAML is nested more than 64 levels deep\" (checked before yaml-cpp "
       "recurses)",
       outcome.ms);
   EXPECT_LT(outcome.ms, 1000 * kSlowdown);
@@ -436,8 +423,7 @@ TEST(HostileConfig, DeepNesting) {
   for (std::size_t i = 1; i <= 2500; ++i) indented += std::string(i, ' ') + "b:\n";
   outcome = TryConfig(indented);
   EXPECT_NE(outcome.error.find("YAML is nested too deeply"), std::string::npos) << outcome.error;
-  Row("config: 2500 levels of indented maps (3 MiB; deeper does not fit in 4 "
-      "MiB)",
+  Row("config: 2500 levels of indented maps (3 MiB; deeper does not fit in 4 MiB)",
       "\"" + outcome.error + "\"", outcome.ms);
   EXPECT_LT(outcome.ms, 5000 * kSlowdown);
 }
@@ -454,8 +440,7 @@ TEST(HostileConfig, BillionLaughs) {
   yaml += "services: *a9\n";
   const ConfigOutcome outcome = TryConfig(yaml);
   ASSERT_FALSE(outcome.error.empty());
-  Row("config: \"billion laughs\" (10 aliases x 9 levels, 10^9 leaves if "
-      "expanded)",
+  Row("config: \"billion laughs\" (10 aliases x 9 levels, 10^9 leaves if expanded)",
       std::to_string(LineCount(outcome.error)) + "-line report, first: \"" +
           FirstLine(outcome.error) + "\"",
       outcome.ms);
@@ -508,8 +493,7 @@ TEST(HostileConfig, SixtyThousandSingleportServices) {
   }
   const ConfigOutcome refused = TryConfig(too_many);
   EXPECT_EQ(FirstLine(refused.error),
-            "hostile.yaml:2:3: services: too many services (65536); at most "
-            "65535 are supported");
+            "hostile.yaml:2:3: services: too many services (65536); at most 65535 are supported");
   Row("config: 65536 services", "\"" + FirstLine(refused.error) + "\"", refused.ms);
 }
 
@@ -530,8 +514,7 @@ std::string PortRanges(std::size_t count) {
 TEST(HostileConfig, ManyPortRanges) {
   ConfigOutcome outcome = TryConfig(PortRanges(65536));
   EXPECT_EQ(FirstLine(outcome.error),
-            "hostile.yaml:2:3: port_ranges: too many port ranges (65536); at "
-            "most 64 are "
+            "hostile.yaml:2:3: port_ranges: too many port ranges (65536); at most 64 are "
             "supported, each adds 56 series to socket_connections");
   Row("config: 65536 one-port port ranges (2.6 MB)", "\"" + FirstLine(outcome.error) + "\"",
       outcome.ms);
@@ -545,8 +528,7 @@ TEST(HostileConfig, ManyPortRanges) {
   ASSERT_TRUE(collector.Finish(out).has_value());
   EXPECT_EQ(testing::SeriesCount(out, "socket_connections"), 64U * 56U);
   Row("config: 64 port ranges (the most accepted)",
-      "accepted; socket_connections starts with 3584 series, under the default "
-      "max_series 5000",
+      "accepted; socket_connections starts with 3584 series, under the default max_series 5000",
       outcome.ms);
 }
 
@@ -568,7 +550,7 @@ TEST(HostileConfig, SixtyThousandServicesAllInUseStayUnderMaxSeries) {
   for (int scrape = 0; scrape < 2; ++scrape) {
     ASSERT_TRUE(collector.Begin(ScrapeContext{config, "/proc"}).has_value());
     Classifier classifier(config);
-    for (const SocketRecord &r : records) collector.Observe(r, classifier.Classify(r));
+    for (const SocketRecord& r : records) collector.Observe(r, classifier.Classify(r));
     std::vector<prometheus::MetricFamily> out;
     ASSERT_TRUE(collector.Finish(out).has_value());
     EXPECT_EQ(testing::SeriesCount(out, "socket_connections"), 5000U) << "scrape " << scrape;
@@ -579,8 +561,7 @@ TEST(HostileConfig, SixtyThousandServicesAllInUseStayUnderMaxSeries) {
   }
   const double ms = MillisecondsSince(start);
   Row("exporter: 60000 services, a listener on each, limits.max_series 5000",
-      "socket_connections keeps 5000 series, 55168 label sets folded into "
-      "service_name=\"other\" "
+      "socket_connections keeps 5000 series, 55168 label sets folded into service_name=\"other\" "
       "and counted, all 60000 sockets counted (2 scrapes)",
       ms);
   EXPECT_LT(ms, 5000 * kSlowdown);
