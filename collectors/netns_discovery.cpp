@@ -16,6 +16,8 @@
 #include <map>
 #include <memory>
 
+#include "collectors/read_file.h"
+
 namespace socket_exporter {
 namespace {
 
@@ -273,19 +275,45 @@ NetnsSelection SelectNamespaces(const std::vector<NetnsEntry>& entries, const Ne
   return selection;
 }
 
+namespace {
+
+// True when the process is gone or exiting (a zombie, or dead): the kernel
+// then refuses its ns/net link with EACCES, which is not a permission problem.
+bool ProcessExiting(const std::string& procfs_root, int pid) {
+  std::string stat;
+  auto found = ReadWholeFile(fmt::format("{}/{}/stat", procfs_root, pid), stat);
+  if (!found || !*found) return true;
+  // "PID (COMM) STATE ...": COMM may hold anything, so read after the last ')'.
+  const std::size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return true;
+  const char state = stat[paren + 2];
+  return state == 'Z' || state == 'X' || state == 'x';
+}
+
+}  // namespace
+
 Result<UniqueFd> OpenNamespace(const NetnsEntry& entry, const NetnsDiscoveryOptions& options) {
-  std::vector<std::string> paths;
-  if (entry.is_own) paths.push_back(options.self_ns_path);
-  for (const std::string& name : entry.names) paths.push_back(options.netns_dir + "/" + name);
-  for (int pid : entry.pids) paths.push_back(fmt::format("{}/{}/ns/net", options.procfs_root, pid));
+  struct Candidate {
+    std::string path;
+    int pid = 0;  // 0: not a /proc/PID path
+  };
+  std::vector<Candidate> candidates;
+  if (entry.is_own) candidates.push_back({options.self_ns_path});
+  for (const std::string& name : entry.names)
+    candidates.push_back({options.netns_dir + "/" + name});
+  for (int pid : entry.pids) {
+    candidates.push_back({fmt::format("{}/{}/ns/net", options.procfs_root, pid), pid});
+  }
   std::string denied;
-  for (const std::string& path : paths) {
+  for (const Candidate& candidate : candidates) {
+    const std::string& path = candidate.path;
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd.valid()) {
       const int error = errno;
-      if (error != ENOENT && error != ESRCH && denied.empty()) {
-        denied = fmt::format("{}: {}", path, std::strerror(error));
-      }
+      const bool exited = error == ENOENT || error == ESRCH ||
+                          (error == EACCES && candidate.pid != 0 &&
+                           ProcessExiting(options.procfs_root, candidate.pid));
+      if (!exited && denied.empty()) denied = fmt::format("{}: {}", path, std::strerror(error));
       continue;
     }
     struct stat info {};
