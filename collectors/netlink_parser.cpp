@@ -60,6 +60,30 @@ std::string KernelErrorText(int error_number) {
   return fmt::format("{} ({})", description, name);
 }
 
+bool EndsDump(std::span<const std::uint8_t> bytes) {
+  std::size_t offset = 0;
+  while (offset < bytes.size()) {
+    const std::size_t remaining = bytes.size() - offset;
+    if (remaining < kHeaderLength) return true;
+    const auto header = Load<nlmsghdr>(bytes, offset);
+    if (header.nlmsg_len < kHeaderLength || header.nlmsg_len > remaining) return true;
+    switch (header.nlmsg_type) {
+      case NLMSG_DONE:
+      case NLMSG_OVERRUN:
+        return true;
+      case NLMSG_ERROR: {
+        if (header.nlmsg_len - kHeaderLength < sizeof(int)) return true;
+        if (Load<int>(bytes, offset + kHeaderLength) != 0) return true;
+        break;
+      }
+      default:
+        break;
+    }
+    offset += NetlinkAlign(header.nlmsg_len);
+  }
+  return false;
+}
+
 Result<NetlinkBatchStatus> ParseSockDiagBatch(std::span<const std::uint8_t> bytes,
                                               Protocol protocol, SocketSink& sink) {
   NetlinkBatchStatus status;

@@ -42,6 +42,12 @@ struct NetlinkBatchStatus {
 Result<NetlinkBatchStatus> ParseSockDiagBatch(std::span<const std::uint8_t> bytes,
                                               Protocol protocol, SocketSink& sink);
 
+// Whether ParseSockDiagBatch(bytes) would stop the dump there: the datagram
+// holds NLMSG_DONE, a non-zero NLMSG_ERROR, NLMSG_OVERRUN, or anything
+// malformed. Only the headers are read. A thread that receives a dump for
+// another to parse uses it to know when to stop calling recvmsg.
+bool EndsDump(std::span<const std::uint8_t> bytes);
+
 // "Operation not permitted (EPERM)": strerror text plus the symbolic name
 // where known, for error messages.
 std::string KernelErrorText(int error_number);

@@ -11,13 +11,26 @@
 //   UDP: SOCK_DIAG_BY_FAMILY unconnected (CLOSE) for AF_INET, AF_INET6, then
 //        connected (ESTABLISHED) for AF_INET, AF_INET6.
 //
-// Thread safety: one thread at a time per instance (it owns a receive
-// buffer); separate instances are independent.
+// With background_tcp_dump the legacy walk is split where the kernel splits
+// it anyway, at no extra kernel work: a LISTEN-only request (the kernel
+// walks only the listening hash) and a request for every other state (it
+// skips the listening hash, walks the bind and established hashes). The
+// second, which is nearly all of a scrape's kernel time, is sent and
+// received by a thread of its own from Prefetch() on, into a bounded ring of
+// receive buffers, while the caller runs the collectors' Begin, the LISTEN
+// and UDP dumps, and parses what has arrived. Records reach the sink in the
+// order TCP listeners, UDP, TCP others: the contract holds per protocol.
+// (BENCHMARKS.md, "Overlapping the walk")
+//
+// Thread safety: one thread at a time per instance (it owns its receive
+// buffers); separate instances are independent. The background thread never
+// touches the sink.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -34,6 +47,12 @@ namespace socket_exporter {
 using NetlinkDatagramRecorder =
     std::function<void(Protocol protocol, std::span<const std::uint8_t> datagram)>;
 
+// The background walk's ring of receive buffers: the kernel fills at most
+// ~32 KiB (~370 records) per datagram and the parser empties one in ~50 us,
+// so a few suffice to keep the kernel from waiting; 8 x 64 KiB, touched only
+// as far as the walk is long.
+inline constexpr std::size_t kDefaultBackgroundBuffers = 8;
+
 struct NetlinkSourceOptions {
   // Dump TCP with the legacy single-walk request first. false = go straight
   // to the per-family requests (tests use it to exercise that path).
@@ -48,6 +67,13 @@ struct NetlinkSourceOptions {
   // NETLINK_CONNECTOR socket, which takes the request and never answers, to
   // prove that receive_timeout bounds a scrape.
   std::function<int()> open_socket;
+  // Receive the TCP walk on a background thread (above). Costs one thread
+  // and background_buffers receive buffers. For the exporter's main
+  // source; per-namespace sources already run side by side and do not use it.
+  bool background_tcp_dump = false;
+  // Receive buffers of the background walk, at least 1 (tests use fewer to
+  // make the receiving thread wait for the parser).
+  std::size_t background_buffers = kDefaultBackgroundBuffers;
 };
 
 class NetlinkSource : public SocketSource {
@@ -57,8 +83,14 @@ class NetlinkSource : public SocketSource {
   static constexpr std::size_t kReceiveBufferSize = 64 * 1024;
 
   explicit NetlinkSource(NetlinkSourceOptions options = {});
+  ~NetlinkSource() override;
+  NetlinkSource(const NetlinkSource&) = delete;
+  NetlinkSource& operator=(const NetlinkSource&) = delete;
 
   std::string Name() const override { return "netlink"; }
+  // Starts the background TCP walk when background_tcp_dump is set.
+  void Prefetch() override;
+  void Abandon() override;
   Result<SourceStats> Stream(SocketSink& sink) override;
 
   // True when the last Stream() failed before handing any record to the sink
@@ -89,6 +121,21 @@ class NetlinkSource : public SocketSource {
                             std::string_view what, SocketSink& sink, SourceStats& stats);
   // Builds the error and records whether it means "netlink unavailable".
   std::unexpected<Error> FailWithErrno(int error_number, std::string message);
+  // Parses one received datagram of a dump into sink; true when it ended the
+  // request.
+  Result<bool> Deliver(std::span<const std::uint8_t> datagram, Protocol protocol,
+                       std::string_view what, SocketSink& sink, DumpOutcome& outcome);
+  // Opens a NETLINK_SOCK_DIAG socket with the receive timeout; -1 and an
+  // error (with its errno) on failure.
+  Result<int> OpenSocket(int& error_number);
+  // The TCP dumps when background_tcp_dump is on: listeners here, the rest
+  // from the background thread (or, if the kernel refuses the legacy
+  // request, per family here). `udp` runs between the two.
+  Result<void> StreamTcpSplit(int fd, SocketSink& sink, SourceStats& stats,
+                              const std::function<Result<void>()>& udp);
+  Result<void> ConsumeBackground(SocketSink& sink, DumpOutcome& outcome);
+
+  class Receiver;
 
   NetlinkSourceOptions options_;
   std::vector<std::uint8_t> buffer_;
@@ -96,6 +143,13 @@ class NetlinkSource : public SocketSource {
   std::uint64_t delivered_ = 0;  // records handed to the sink in this Stream()
   bool unavailable_ = false;
   bool last_tcp_legacy_ = false;
+  // Background walk: the thread (started at the first Prefetch), the socket
+  // of the running walk (-1 when none), and why it could not be started.
+  std::unique_ptr<Receiver> receiver_;
+  int background_fd_ = -1;
+  bool background_started_ = false;
+  int prefetch_errno_ = 0;
+  std::string prefetch_error_;
 };
 
 }  // namespace socket_exporter

@@ -28,6 +28,13 @@ class SocketSource {
  public:
   virtual ~SocketSource() = default;
   virtual std::string Name() const = 0;  // "netlink" or "procfs"
+  // May start reading the tables in the background, so that work the
+  // caller does before Stream() (the collectors' Begin) overlaps the
+  // kernel's walk. Must be followed by Stream() or Abandon(). Failures
+  // surface from Stream().
+  virtual void Prefetch() {}
+  // Ends what Prefetch() started without delivering it.
+  virtual void Abandon() {}
   // Streams all TCP and UDP sockets (IPv4 and IPv6) into sink.
   virtual Result<SourceStats> Stream(SocketSink& sink) = 0;
 };

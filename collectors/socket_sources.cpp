@@ -8,9 +8,12 @@ namespace {
 
 class AutoSource : public SocketSource {
  public:
-  explicit AutoSource(std::string procfs_root) : procfs_(std::move(procfs_root)) {}
+  AutoSource(std::string procfs_root, NetlinkSourceOptions netlink_options)
+      : netlink_(std::move(netlink_options)), procfs_(std::move(procfs_root)) {}
 
   std::string Name() const override { return used_procfs_ ? procfs_.Name() : netlink_.Name(); }
+  void Prefetch() override { netlink_.Prefetch(); }
+  void Abandon() override { netlink_.Abandon(); }
 
   Result<SourceStats> Stream(SocketSink& sink) override {
     // Netlink is retried on every scrape: failing costs one socket() call,
@@ -34,16 +37,19 @@ class AutoSource : public SocketSource {
 
 }  // namespace
 
-std::unique_ptr<SocketSource> MakeSocketSource(SourceKind kind, std::string procfs_root) {
+std::unique_ptr<SocketSource> MakeSocketSource(SourceKind kind, std::string procfs_root,
+                                               SourceTuning tuning) {
+  NetlinkSourceOptions netlink;
+  netlink.background_tcp_dump = tuning.background_walk;
   switch (kind) {
     case SourceKind::kNetlink:
-      return std::make_unique<NetlinkSource>();
+      return std::make_unique<NetlinkSource>(std::move(netlink));
     case SourceKind::kProcfs:
       return std::make_unique<ProcNetSource>(std::move(procfs_root));
     case SourceKind::kAuto:
       break;
   }
-  return std::make_unique<AutoSource>(std::move(procfs_root));
+  return std::make_unique<AutoSource>(std::move(procfs_root), std::move(netlink));
 }
 
 }  // namespace socket_exporter

@@ -18,6 +18,14 @@ enum class SourceKind { kAuto, kNetlink, kProcfs };
 // before a single socket was delivered (socket() or the first request failing
 // with EPROTONOSUPPORT, EACCES, EPERM, ...), procfs for that Stream(). Its
 // Name() is the source the last Stream() used ("netlink" before the first).
-std::unique_ptr<SocketSource> MakeSocketSource(SourceKind kind, std::string procfs_root);
+//
+// background_walk: netlink receives the TCP walk on a thread of its own
+// (NetlinkSourceOptions::background_tcp_dump), for the one source a process
+// scrapes most; sources created per network namespace leave it off.
+struct SourceTuning {
+  bool background_walk = false;
+};
+std::unique_ptr<SocketSource> MakeSocketSource(SourceKind kind, std::string procfs_root,
+                                               SourceTuning tuning = {});
 
 }  // namespace socket_exporter

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "collectors/classifier.h"
 
 namespace socket_exporter {
@@ -91,10 +93,18 @@ PassOutcome RunCollectorPass(const ScrapeContext& context,
                              std::string_view where) {
   CollectorPass pass(context, std::vector<PassCollector>(collectors.begin(), collectors.end()),
                      std::string(where));
+  // The source may start the kernel's walk now, so that Begin (procfs
+  // reads) runs beside it rather than before it.
+  const bool wants_sockets =
+      source != nullptr && std::ranges::any_of(collectors, [](const PassCollector& entry) {
+        return entry.collector->UsesSockets();
+      });
+  const auto start = Clock::now();
+  if (wants_sockets) source->Prefetch();
   pass.Begin();
   // One pass over the socket table feeds every socket collector.
+  if (!pass.NeedsSockets() && wants_sockets) source->Abandon();
   if (pass.NeedsSockets() && source != nullptr) {
-    const auto start = Clock::now();
     auto stats = source->Stream(pass.Sink());
     const auto duration = Clock::now() - start;
     if (!stats) {

@@ -30,7 +30,8 @@ struct PassCollector {
 struct PassRun {
   std::string_view name;
   bool ok = true;
-  // Begin/Finish time, plus the shared socket pass for socket collectors.
+  // Begin/Finish time, plus the shared socket pass for socket collectors
+  // (timed from before Begin: the source may start the kernel's walk then).
   std::chrono::steady_clock::duration duration{};
 };
 

@@ -26,7 +26,8 @@ Scraper::Scraper(ScraperOptions options, std::shared_ptr<const Config> config)
     collectors_.push_back(Slot{std::string(info.name), info.make()});
   }
   source_ = options_.make_source ? options_.make_source()
-                                 : MakeSocketSource(options_.source, options_.procfs_root);
+                                 : MakeSocketSource(options_.source, options_.procfs_root,
+                                                    SourceTuning{.background_walk = true});
   netns_ = std::make_unique<NetnsScraper>(NetnsScraperOptions{
       options_.source, options_.procfs_root, "/var/run/netns", options_.make_source});
 }

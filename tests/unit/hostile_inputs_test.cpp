@@ -283,6 +283,52 @@ TEST(HostileNetlink, PeerThatNeverAnswersTimesOut) {
       scrape_ms);
 }
 
+// The same peer with the background walk: both requests hang, the one on
+// the background thread too. The scrape still ends at about one receive
+// timeout (the two run side by side), both sockets are closed, and the
+// source works again afterwards.
+TEST(HostileNetlink, PeerThatNeverAnswersTimesOutWithTheBackgroundWalk) {
+  const int probe = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_CONNECTOR);
+  if (probe < 0) GTEST_SKIP() << "no NETLINK_CONNECTOR here: " << std::strerror(errno);
+  ::close(probe);
+
+  bool hang = true;
+  NetlinkSourceOptions options;
+  options.receive_timeout = std::chrono::milliseconds(300);
+  options.background_tcp_dump = true;
+  options.open_socket = [&hang] {
+    return ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
+                    hang ? NETLINK_CONNECTOR : NETLINK_SOCK_DIAG);
+  };
+  const std::size_t fds_before = OpenFileCount();
+  NetlinkSource source(options);
+  CountingSink sink;
+  const auto start = Clock::now();
+  source.Prefetch();
+  const auto stats = source.Stream(sink);
+  const double stream_ms = MillisecondsSince(start);
+  ASSERT_FALSE(stats.has_value());
+  EXPECT_EQ(stats.error().message,
+            "netlink receive timed out after 300 ms during the TCP listening (legacy) dump");
+  EXPECT_GE(stream_ms, 250);
+  EXPECT_LT(stream_ms, 300 + 1000 * kSlowdown);
+  EXPECT_FALSE(source.LastFailureMeansUnavailable());
+  EXPECT_EQ(OpenFileCount(), fds_before) << "both sockets of the timed-out walk are closed";
+
+  hang = false;
+  CountingSink recovered;
+  const auto again = source.Stream(recovered);
+  if (!again && source.LastFailureMeansUnavailable()) {
+    GTEST_SKIP() << "netlink sock_diag unavailable: " << again.error().message;
+  }
+  ASSERT_TRUE(again.has_value()) << again.error().message;
+  EXPECT_EQ(again->records, recovered.records);
+  Row("netlink, background walk: both requests unanswered (receive timeout 300 ms)",
+      "the listening dump times out; the background walk is ended and both sockets closed; the "
+      "next Stream() works",
+      stream_ms);
+}
+
 // ---------------------------------------------------------------------------
 // /proc/net text
 

@@ -132,6 +132,8 @@ ParsedFixture ParseFixture(const std::string& name, Protocol protocol) {
     if (!status) continue;
     EXPECT_EQ(status->kernel_errno, 0) << name;
     EXPECT_FALSE(status->dump_interrupted) << name;
+    // The background walk stops receiving where the parser stops.
+    EXPECT_EQ(EndsDump(frame), status->done) << name;
     if (status->done) ++parsed.requests_done;
   }
   parsed.records = std::move(sink.records);
@@ -370,6 +372,9 @@ TEST(NetlinkParserTruncation, EveryPrefixOfTheFirstDatagram) {
     if (status) {
       EXPECT_FALSE(status->done);
     }
+    // A thread that receives for the parser waits for more after a clean
+    // cut and stops at a broken one.
+    EXPECT_EQ(EndsDump(prefix), !on_boundary) << "cut at " << cut;
     ASSERT_EQ(sink.records.size(), complete) << "cut at " << cut;
     for (std::size_t i = 0; i < complete; ++i) {
       EXPECT_TRUE(SameRecord(sink.records[i], full.records[i]))
@@ -398,6 +403,11 @@ TEST(NetlinkParserTruncation, GarbageNeverCrashes) {
     }
     if (status) {
       EXPECT_EQ(status->records, sink.records.size());
+    }
+    // Where the parser ends the request, the receiving thread stops too
+    // (otherwise it would wait for a datagram that never comes).
+    if (status && status->done) {
+      EXPECT_TRUE(EndsDump(bytes)) << "round " << round;
     }
   }
 }
@@ -531,6 +541,18 @@ TEST(NetlinkParser, DoneWithAnErrorReportsIt) {
   EXPECT_TRUE(status->done);
   EXPECT_EQ(status->kernel_errno, ENOBUFS);
   EXPECT_NE(KernelErrorText(status->kernel_errno).find("ENOBUFS"), std::string::npos);
+}
+
+TEST(NetlinkParser, EndsDumpOnDoneErrorAndOverrunOnly) {
+  const auto record = DiagMessage(Ipv4Diag(kTcpListen, "0.0.0.0", 22, "0.0.0.0", 0));
+  EXPECT_FALSE(EndsDump(record));
+  EXPECT_FALSE(EndsDump(Concat({record, Message(NLMSG_NOOP, nullptr, 0), ErrorMessage(0)})))
+      << "an ACK does not end a dump";
+  EXPECT_TRUE(EndsDump(Concat({record, DoneMessage(0)})));
+  EXPECT_TRUE(EndsDump(Message(NLMSG_DONE, nullptr, 0)));
+  EXPECT_TRUE(EndsDump(Concat({record, ErrorMessage(-EPERM), record})));
+  EXPECT_TRUE(EndsDump(Message(NLMSG_OVERRUN, nullptr, 0)));
+  EXPECT_FALSE(EndsDump({})) << "an empty datagram ends nothing by itself";
 }
 
 TEST(NetlinkParser, BareDoneIsSuccess) {
@@ -952,6 +974,119 @@ TEST(LiveSources, NetlinkAndProcfsAgreeOnALoopbackPopulation) {
   ASSERT_TRUE(automatic->Stream(from_auto).has_value());
   EXPECT_EQ(automatic->Name(), "netlink");
   EXPECT_EQ(from_auto.mine, expected_netlink);
+
+  // The split walk: listeners here, the rest on the background thread;
+  // started by Stream() itself, then by Prefetch() as the exporter does.
+  auto background = MakeSocketSource(SourceKind::kAuto, "/proc", {.background_walk = true});
+  for (const bool prefetch : {false, true, true}) {
+    CountingSink from_background(population);
+    if (prefetch) background->Prefetch();
+    auto background_stats = background->Stream(from_background);
+    ASSERT_TRUE(background_stats.has_value()) << background_stats.error().message;
+    EXPECT_EQ(background->Name(), "netlink");
+    EXPECT_EQ(background_stats->records, from_background.all.size());
+    EXPECT_EQ(from_background.mine, expected_netlink) << "prefetch " << prefetch;
+    EXPECT_EQ(OrderingViolation(from_background.all), std::nullopt);
+  }
+}
+
+// Connections closed client-first leave the client in TIME_WAIT, which
+// holds no file: enough of them give a TCP walk of several datagrams.
+struct TimeWaitPopulation {
+  std::uint16_t listen_port = 0;
+  int made = 0;
+  std::string error;
+
+  explicit TimeWaitPopulation(int connections) {
+    Fd listener = BoundSocket(AF_INET, SOCK_STREAM);
+    if (listener.get() < 0 || ::listen(listener.get(), 64) != 0) {
+      error = std::string("listener: ") + std::strerror(errno);
+      return;
+    }
+    listen_port = LocalPort(listener.get());
+    for (int i = 0; i < connections; ++i) {
+      Fd client = ConnectedSocket(AF_INET, SOCK_STREAM, listen_port);
+      Fd server(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (client.get() < 0 || server.get() < 0) {
+        error = std::string("connection: ") + std::strerror(errno);
+        return;
+      }
+      client.reset();  // FIN first: the client end waits in TIME_WAIT
+      ++made;
+    }
+  }
+  bool Mine(const SocketRecord& r) const {
+    return r.protocol == Protocol::kTcp && r.state == kTcpTimeWait && r.remote_port == listen_port;
+  }
+};
+
+// Counts the population's TIME_WAIT sockets; sleeps now and then so that
+// the parser falls behind the kernel and the background ring fills up.
+class SlowTimeWaitSink : public SocketSink {
+ public:
+  SlowTimeWaitSink(const TimeWaitPopulation& population, bool slow)
+      : population_(population), slow_(slow) {}
+  void OnSocket(const SocketRecord& record) override {
+    all.push_back(record);
+    if (population_.Mine(record)) ++mine;
+    if (slow_ && all.size() % 64 == 0) std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  std::vector<SocketRecord> all;
+  int mine = 0;
+
+ private:
+  const TimeWaitPopulation& population_;
+  bool slow_;
+};
+
+TEST(LiveSources, BackgroundWalkWithAFullRingAgreesWithOneWalk) {
+  TimeWaitPopulation population(1500);
+  ASSERT_TRUE(population.error.empty()) << population.error;
+
+  NetlinkSource one_walk;
+  SlowTimeWaitSink from_one_walk(population, false);
+  auto one_walk_stats = one_walk.Stream(from_one_walk);
+  if (!one_walk_stats && one_walk.LastFailureMeansUnavailable()) {
+    GTEST_SKIP() << "netlink sock_diag unavailable: " << one_walk_stats.error().message;
+  }
+  ASSERT_TRUE(one_walk_stats.has_value()) << one_walk_stats.error().message;
+  ASSERT_EQ(from_one_walk.mine, population.made);
+
+  // One buffer and a slow parser: the receiving thread has to wait for the
+  // parser between datagrams (1,500 records are several datagrams).
+  NetlinkSourceOptions options;
+  options.background_tcp_dump = true;
+  options.background_buffers = 1;
+  std::size_t tcp_datagrams = 0;
+  options.recorder = [&](Protocol protocol, std::span<const std::uint8_t>) {
+    if (protocol == Protocol::kTcp) ++tcp_datagrams;
+  };
+  NetlinkSource background(options);
+  for (int round = 0; round < 2; ++round) {
+    tcp_datagrams = 0;
+    SlowTimeWaitSink from_background(population, true);
+    background.Prefetch();
+    auto stats = background.Stream(from_background);
+    ASSERT_TRUE(stats.has_value()) << stats.error().message;
+    EXPECT_TRUE(background.LastTcpDumpWasLegacy());
+    EXPECT_EQ(from_background.mine, population.made) << "round " << round;
+    EXPECT_EQ(stats->records, from_background.all.size());
+    EXPECT_EQ(OrderingViolation(from_background.all), std::nullopt);
+    EXPECT_GE(tcp_datagrams, 4U) << "the walk should span several datagrams";
+  }
+
+  // A walk started and abandoned leaves nothing behind for the next one;
+  // a source destroyed with a walk under way ends it.
+  background.Prefetch();
+  background.Abandon();
+  SlowTimeWaitSink after_abandon(population, false);
+  auto stats = background.Stream(after_abandon);
+  ASSERT_TRUE(stats.has_value()) << stats.error().message;
+  EXPECT_EQ(after_abandon.mine, population.made);
+  {
+    NetlinkSource destroyed_mid_walk(options);
+    destroyed_mid_walk.Prefetch();
+  }
 }
 
 TEST(LiveSources, RecorderSeesEveryDatagram) {
