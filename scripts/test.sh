@@ -9,6 +9,9 @@
 #   load         build-test/, the load test (test_load.py: 50 scrapers, 60 s)
 #   asan         build-asan/ (-DSOCKET_EXPORTER_SANITIZE=ON: ASan + UBSan,
 #                g++), every ctest test, leaks and UB fatal
+#   tsan         build-tsan/ (-DSOCKET_EXPORTER_SANITIZE_THREAD=ON), the unit
+#                tests under ThreadSanitizer, any race fatal (the background
+#                netlink walk, the scraper's shared collections, netns threads)
 #   fuzz         scripts/fuzz.sh: libFuzzer targets (clang) in build-fuzz/,
 #                20000 runs each (SOCKET_EXPORTER_FUZZ_BUDGET to change)
 # Arguments are passed to every ctest run, e.g. `./scripts/test.sh -R config`.
@@ -22,7 +25,7 @@
 # shellcheck disable=SC2317  # the stage_* functions are called through run_stage
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-stages="${SOCKET_EXPORTER_STAGES:-unit,integration,load,asan,fuzz}"
+stages="${SOCKET_EXPORTER_STAGES:-unit,integration,load,asan,tsan,fuzz}"
 jobs=$(nproc)
 
 "$root/scripts/install-deps.sh" || exit 1
@@ -30,8 +33,8 @@ jobs=$(nproc)
 selected() { [[ ",$stages," == *",$1,"* ]]; }
 for stage in ${stages//,/ }; do
   case "$stage" in
-    unit | integration | load | asan | fuzz) ;;
-    *) echo "test.sh: unknown stage '$stage' (unit, integration, load, asan, fuzz)" >&2; exit 2 ;;
+    unit | integration | load | asan | tsan | fuzz) ;;
+    *) echo "test.sh: unknown stage '$stage' (unit, integration, load, asan, tsan, fuzz)" >&2; exit 2 ;;
   esac
 done
 
@@ -50,20 +53,25 @@ run_stage() {
   fi
 }
 
-# build DIR CMAKE_ARGS...: configures and builds everything in DIR, once.
+# build DIR CMAKE_ARGS...: configures and builds DIR, once: every target, or
+# only those named by the BUILD_TARGETS variable.
 declare -A built=()
 build() {
   local dir=$1
   shift
   [[ -n "${built[$dir]:-}" ]] && return "${built[$dir]}"
+  local targets=()
+  # shellcheck disable=SC2206  # a list of target names, split on purpose
+  [[ -n "${BUILD_TARGETS:-}" ]] && targets=(--target ${BUILD_TARGETS})
   cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOCKET_EXPORTER_WERROR=ON "$@" \
-    >/dev/null && cmake --build "$dir" -j"$jobs"
+    >/dev/null && cmake --build "$dir" -j"$jobs" "${targets[@]}"
   built[$dir]=$?
   return "${built[$dir]}"
 }
 
 normal="$root/build-test"
 asan="$root/build-asan"
+tsan="$root/build-tsan"
 load_test='^integration\.test_load$'
 
 stage_unit() { build "$normal" && (cd "$normal" && ctest --output-on-failure --timeout 900 -L unit "$@"); }
@@ -81,9 +89,17 @@ stage_asan() {
     UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" SOCKET_EXPORTER_SANITIZED=1 \
     ctest --output-on-failure --timeout 1800 "$@")
 }
+stage_tsan() {
+  # Unit tests only: the integration tests run the exporter against
+  # CivetWeb, OpenSSL and prometheus-cpp as Debian builds them, without
+  # ThreadSanitizer's instrumentation, which would report their internals.
+  BUILD_TARGETS=unit_tests build "$tsan" -DSOCKET_EXPORTER_SANITIZE_THREAD=ON || return 1
+  (cd "$tsan" && TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1" \
+    ctest --output-on-failure --timeout 900 -L unit -E '^(lint|bench)\.' "$@")
+}
 stage_fuzz() { "$root/scripts/fuzz.sh" "${SOCKET_EXPORTER_FUZZ_BUDGET:-20000}"; }
 
-for stage in unit integration load asan fuzz; do
+for stage in unit integration load asan tsan fuzz; do
   selected "$stage" && run_stage "$stage" "stage_$stage" "$@"
 done
 
