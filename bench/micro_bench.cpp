@@ -13,6 +13,7 @@
 //   BM_ParseAndObserve       the two together: datagram bytes to counts
 //   BM_Scrape/N              Begin + N records + Finish of the default
 //                            collectors: per-scrape fixed costs included
+//   BM_Serialize/N           prometheus-cpp's text format of those families
 //
 // The synthetic population mirrors bench/run_bench.py: listeners on a few
 // ports, each connection seen from both ends (an inbound server socket and
@@ -23,6 +24,7 @@
 #include <benchmark/benchmark.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
+#include <prometheus/text_serializer.h>
 
 #include <cstdint>
 #include <cstring>
@@ -348,6 +350,30 @@ void BM_Scrape(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * records.size()));
 }
 BENCHMARK(BM_Scrape)->Arg(1000)->Arg(100000)->Unit(benchmark::kMillisecond);
+
+// prometheus-cpp's text serialization of the default collectors' families
+// after a scrape of N records (what the exposer does with every answer).
+void BM_Serialize(benchmark::State& state) {
+  const auto records = Population(static_cast<std::size_t>(state.range(0)) / 2);
+  DefaultCollectors collectors;
+  if (!collectors.Begin()) {
+    state.SkipWithError("Begin failed");
+    return;
+  }
+  FanOutSink sink(collectors.context.config, collectors.socket_collectors);
+  for (const SocketRecord& r : records) sink.OnSocket(r);
+  std::vector<prometheus::MetricFamily> families;
+  for (Collector* c : collectors.socket_collectors) (void)c->Finish(families);
+  std::size_t series = 0;
+  for (const auto& family : families) series += family.metric.size();
+  const prometheus::TextSerializer serializer;
+  std::size_t bytes = 0;
+  for (auto _ : state) bytes = serializer.Serialize(families).size();
+  state.counters["series"] = static_cast<double>(series);
+  state.counters["bytes"] = static_cast<double>(bytes);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * series));
+}
+BENCHMARK(BM_Serialize)->Arg(1000)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace socket_exporter

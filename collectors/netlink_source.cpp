@@ -259,7 +259,9 @@ class NetlinkSource::Receiver {
   const Datagram* Next() {
     std::unique_lock lock(mutex_);
     ReleaseHandedLocked();
-    consumer_wakeup_.wait(lock, [&] { return count_ > 0 || !running_; });
+    if (count_ == 0) {
+      consumer_wakeup_.wait(lock, [&] { return count_ >= WakeThreshold() || !running_; });
+    }
     if (count_ == 0) return nullptr;
     handed_ = true;
     return &slots_[head_];
@@ -285,8 +287,14 @@ class NetlinkSource::Receiver {
     handed_ = false;
     head_ = (head_ + 1) % slots_.size();
     --count_;
-    worker_wakeup_.notify_one();
+    if (waiting_for_space_) worker_wakeup_.notify_one();
   }
+
+  // The parser sleeps until this many datagrams wait (or the walk ended)
+  // rather than waking for each: every wakeup costs a context switch, and
+  // the woken thread may be queued behind the receiving one on its CPU. At
+  // small tables the parser then wakes once, when the walk is over.
+  std::size_t WakeThreshold() const { return std::max<std::size_t>(slots_.size() / 2, 1); }
 
   void Run() {
     {
@@ -349,21 +357,25 @@ class NetlinkSource::Receiver {
   // parser to free one, or the scratch buffer once the walk is abandoned.
   Datagram* TakeSlot() {
     std::unique_lock lock(mutex_);
+    waiting_for_space_ = true;
     worker_wakeup_.wait(lock, [&] { return abandon_ || count_ < slots_.size(); });
+    waiting_for_space_ = false;
     return abandon_ ? &scratch_ : &slots_[tail_];
   }
 
   // Queues the buffer TakeSlot() returned (unless abandoned meanwhile).
   void Publish(bool ends) {
+    bool wake = ends;
     {
       std::lock_guard lock(mutex_);
       if (!abandon_) {
         tail_ = (tail_ + 1) % slots_.size();
         ++count_;
+        wake = wake || count_ == WakeThreshold();
       }
       if (ends) running_ = false;
     }
-    consumer_wakeup_.notify_one();
+    if (wake) consumer_wakeup_.notify_one();
   }
 
   std::vector<Datagram> slots_;
@@ -382,7 +394,8 @@ class NetlinkSource::Receiver {
   bool pending_ = false;  // Start() called, the thread has not picked it up
   bool running_ = false;  // a walk is between Start() and its last datagram
   bool abandon_ = false;
-  bool handed_ = false;  // slots_[head_] is out with the parser
+  bool handed_ = false;             // slots_[head_] is out with the parser
+  bool waiting_for_space_ = false;  // the thread waits in TakeSlot()
   std::size_t head_ = 0;
   std::size_t tail_ = 0;
   std::size_t count_ = 0;  // datagrams received and not yet released
