@@ -81,11 +81,24 @@ constexpr std::uint32_t kTcpAllButListen = kAllTcpStates & ~StateBit(kTcpListen)
 constexpr std::uint32_t kUdpUnconnected = StateBit(kTcpClose);
 constexpr std::uint32_t kUdpConnected = StateBit(kTcpEstablished);
 
-// One SOCK_DIAG_BY_FAMILY request of a Stream().
-struct DumpPass {
-  std::uint8_t family;
-  std::uint32_t states;
-  std::string_view what;
+using DumpPass = NetlinkSource::DumpPass;
+
+// The per-family requests: TCP listeners, TCP others (the fallback when the
+// kernel refuses the legacy request), and UDP: every unconnected socket, of
+// both families, before any connected one.
+constexpr DumpPass kTcpListenPasses[] = {
+    {AF_INET, kTcpListenOnly, "TCP IPv4 listening"},
+    {AF_INET6, kTcpListenOnly, "TCP IPv6 listening"},
+};
+constexpr DumpPass kTcpOtherPasses[] = {
+    {AF_INET, kTcpAllButListen, "TCP IPv4 non-listening"},
+    {AF_INET6, kTcpAllButListen, "TCP IPv6 non-listening"},
+};
+constexpr DumpPass kUdpPasses[] = {
+    {AF_INET, kUdpUnconnected, "UDP IPv4 unconnected"},
+    {AF_INET6, kUdpUnconnected, "UDP IPv6 unconnected"},
+    {AF_INET, kUdpConnected, "UDP IPv4 connected"},
+    {AF_INET6, kUdpConnected, "UDP IPv6 connected"},
 };
 
 template <typename Request>
@@ -101,6 +114,17 @@ nlmsghdr MakeHeader(std::uint16_t type, std::uint32_t length, std::uint32_t sequ
   header.nlmsg_seq = sequence;
   header.nlmsg_pid = 0;  // the kernel fills in our port id
   return header;
+}
+
+// TCPDIAG_GETSOCK for `states`, no extensions. The family is ignored by the
+// kernel's compat dump: IPv4 and IPv6 come from one walk.
+LegacyRequest MakeLegacyRequest(std::uint32_t states, std::uint32_t sequence) {
+  LegacyRequest request{};
+  request.header = MakeHeader(TCPDIAG_GETSOCK, sizeof(request), sequence);
+  request.body.idiag_family = AF_UNSPEC;
+  request.body.idiag_ext = 0;
+  request.body.idiag_states = states;
+  return request;
 }
 
 bool IsUnavailableErrno(int error_number) {
@@ -472,6 +496,15 @@ Result<void> NetlinkSource::DumpByFamily(int fd, Protocol protocol, std::uint8_t
                                    KernelErrorText(outcome->kernel_errno)));
 }
 
+Result<void> NetlinkSource::DumpPasses(int fd, Protocol protocol, std::span<const DumpPass> passes,
+                                       SocketSink& sink, SourceStats& stats) {
+  for (const DumpPass& pass : passes) {
+    auto done = DumpByFamily(fd, protocol, pass.family, pass.states, pass.what, sink, stats);
+    if (!done) return done;
+  }
+  return {};
+}
+
 Result<int> NetlinkSource::OpenSocket(int& error_number) {
   error_number = 0;
   const int fd = options_.open_socket
@@ -506,11 +539,7 @@ void NetlinkSource::Prefetch() {
     return;
   }
   if (!receiver_) receiver_ = std::make_unique<Receiver>(options_.background_buffers);
-  LegacyRequest request{};
-  request.header = MakeHeader(TCPDIAG_GETSOCK, sizeof(request), ++sequence_);
-  request.body.idiag_family = AF_UNSPEC;
-  request.body.idiag_ext = 0;
-  request.body.idiag_states = kTcpAllButListen;
+  const LegacyRequest request = MakeLegacyRequest(kTcpAllButListen, ++sequence_);
   background_fd_ = *fd;
   receiver_->Start(background_fd_, AsBytes(request), "TCP (legacy, all families, all but LISTEN)",
                    options_.receive_timeout);
@@ -542,22 +571,10 @@ Result<void> NetlinkSource::ConsumeBackground(SocketSink& sink, DumpOutcome& out
 
 Result<void> NetlinkSource::StreamTcpSplit(int fd, SocketSink& sink, SourceStats& stats,
                                            const std::function<Result<void>()>& udp) {
-  static constexpr DumpPass kListenPasses[] = {
-      {AF_INET, kTcpListenOnly, "TCP IPv4 listening"},
-      {AF_INET6, kTcpListenOnly, "TCP IPv6 listening"},
-  };
-  static constexpr DumpPass kOtherPasses[] = {
-      {AF_INET, kTcpAllButListen, "TCP IPv4 non-listening"},
-      {AF_INET6, kTcpAllButListen, "TCP IPv6 non-listening"},
-  };
   if (!prefetch_error_.empty()) return FailWithErrno(prefetch_errno_, prefetch_error_);
 
   // Listeners: the kernel walks only the listening hash for this request.
-  LegacyRequest request{};
-  request.header = MakeHeader(TCPDIAG_GETSOCK, sizeof(request), ++sequence_);
-  request.body.idiag_family = AF_UNSPEC;
-  request.body.idiag_ext = 0;
-  request.body.idiag_states = kTcpListenOnly;
+  const LegacyRequest request = MakeLegacyRequest(kTcpListenOnly, ++sequence_);
   auto listeners = Dump(fd, Protocol::kTcp, AsBytes(request), "TCP listening (legacy)", sink);
   if (!listeners) return std::unexpected(listeners.error());
   stats.records += listeners->records;
@@ -571,10 +588,8 @@ Result<void> NetlinkSource::StreamTcpSplit(int fd, SocketSink& sink, SourceStats
     }
     // Refused outright: so is the background request; ask per family.
     Abandon();
-    for (const DumpPass& pass : kListenPasses) {
-      auto done =
-          DumpByFamily(fd, Protocol::kTcp, pass.family, pass.states, pass.what, sink, stats);
-      if (!done) return std::unexpected(done.error());
+    if (auto done = DumpPasses(fd, Protocol::kTcp, kTcpListenPasses, sink, stats); !done) {
+      return done;
     }
   }
 
@@ -597,11 +612,7 @@ Result<void> NetlinkSource::StreamTcpSplit(int fd, SocketSink& sink, SourceStats
     }
     // Refused although the listening request was not: ask per family.
   }
-  for (const DumpPass& pass : kOtherPasses) {
-    auto done = DumpByFamily(fd, Protocol::kTcp, pass.family, pass.states, pass.what, sink, stats);
-    if (!done) return std::unexpected(done.error());
-  }
-  return {};
+  return DumpPasses(fd, Protocol::kTcp, kTcpOtherPasses, sink, stats);
 }
 
 Result<SourceStats> NetlinkSource::Stream(SocketSink& sink) {
@@ -626,21 +637,7 @@ Result<SourceStats> NetlinkSource::Stream(SocketSink& sink) {
   if (buffer_.size() != kReceiveBufferSize) buffer_.resize(kReceiveBufferSize);
 
   SourceStats stats;
-  // Every unconnected UDP socket, of both families, before any connected one.
-  const auto udp = [&]() -> Result<void> {
-    static constexpr DumpPass kUdpPasses[] = {
-        {AF_INET, kUdpUnconnected, "UDP IPv4 unconnected"},
-        {AF_INET6, kUdpUnconnected, "UDP IPv6 unconnected"},
-        {AF_INET, kUdpConnected, "UDP IPv4 connected"},
-        {AF_INET6, kUdpConnected, "UDP IPv6 connected"},
-    };
-    for (const DumpPass& pass : kUdpPasses) {
-      auto done =
-          DumpByFamily(fd, Protocol::kUdp, pass.family, pass.states, pass.what, sink, stats);
-      if (!done) return std::unexpected(done.error());
-    }
-    return {};
-  };
+  const auto udp = [&] { return DumpPasses(fd, Protocol::kUdp, kUdpPasses, sink, stats); };
 
   if (split) {
     if (auto done = StreamTcpSplit(fd, sink, stats, udp); !done) {
@@ -651,11 +648,7 @@ Result<SourceStats> NetlinkSource::Stream(SocketSink& sink) {
 
   bool tcp_done = false;
   if (options_.legacy_tcp_dump) {
-    LegacyRequest request{};
-    request.header = MakeHeader(TCPDIAG_GETSOCK, sizeof(request), ++sequence_);
-    request.body.idiag_family = AF_UNSPEC;  // ignored by the kernel's compat dump: both families
-    request.body.idiag_ext = 0;
-    request.body.idiag_states = kAllTcpStates;
+    const LegacyRequest request = MakeLegacyRequest(kAllTcpStates, ++sequence_);
     auto outcome = Dump(fd, Protocol::kTcp, AsBytes(request), "TCP (legacy, all families)", sink);
     if (!outcome) return std::unexpected(outcome.error());
     stats.records += outcome->records;
@@ -673,16 +666,10 @@ Result<SourceStats> NetlinkSource::Stream(SocketSink& sink) {
   }
 
   if (!tcp_done) {
-    static constexpr DumpPass kTcpPasses[] = {
-        {AF_INET, kTcpListenOnly, "TCP IPv4 listening"},
-        {AF_INET6, kTcpListenOnly, "TCP IPv6 listening"},
-        {AF_INET, kTcpAllButListen, "TCP IPv4 non-listening"},
-        {AF_INET6, kTcpAllButListen, "TCP IPv6 non-listening"},
-    };
-    for (const DumpPass& pass : kTcpPasses) {
-      auto done =
-          DumpByFamily(fd, Protocol::kTcp, pass.family, pass.states, pass.what, sink, stats);
-      if (!done) return std::unexpected(done.error());
+    for (const auto passes : {std::span(kTcpListenPasses), std::span(kTcpOtherPasses)}) {
+      if (auto done = DumpPasses(fd, Protocol::kTcp, passes, sink, stats); !done) {
+        return std::unexpected(done.error());
+      }
     }
   }
   if (auto done = udp(); !done) return std::unexpected(done.error());

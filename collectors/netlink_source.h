@@ -87,6 +87,14 @@ class NetlinkSource : public SocketSource {
   NetlinkSource(const NetlinkSource&) = delete;
   NetlinkSource& operator=(const NetlinkSource&) = delete;
 
+  // One SOCK_DIAG_BY_FAMILY request of a Stream() (netlink_source.cpp has
+  // the lists).
+  struct DumpPass {
+    std::uint8_t family;
+    std::uint32_t states;
+    std::string_view what;
+  };
+
   std::string Name() const override { return "netlink"; }
   // Starts the background TCP walk when background_tcp_dump is set.
   void Prefetch() override;
@@ -119,6 +127,9 @@ class NetlinkSource : public SocketSource {
   // for AF_INET6 (a kernel without IPv6 has no sockets to report).
   Result<void> DumpByFamily(int fd, Protocol protocol, std::uint8_t family, std::uint32_t states,
                             std::string_view what, SocketSink& sink, SourceStats& stats);
+  // DumpByFamily for each pass in turn; stops at the first failure.
+  Result<void> DumpPasses(int fd, Protocol protocol, std::span<const DumpPass> passes,
+                          SocketSink& sink, SourceStats& stats);
   // Builds the error and records whether it means "netlink unavailable".
   std::unexpected<Error> FailWithErrno(int error_number, std::string message);
   // Parses one received datagram of a dump into sink; true when it ended the
