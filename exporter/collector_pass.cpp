@@ -102,8 +102,9 @@ PassOutcome RunCollectorPass(const ScrapeContext& context,
   const auto start = Clock::now();
   if (wants_sockets) source->Prefetch();
   pass.Begin();
-  // One pass over the socket table feeds every socket collector.
+  // No socket collector survived Begin: nothing will read the walk.
   if (!pass.NeedsSockets() && wants_sockets) source->Abandon();
+  // One pass over the socket table feeds every socket collector.
   if (pass.NeedsSockets() && source != nullptr) {
     auto stats = source->Stream(pass.Sink());
     const auto duration = Clock::now() - start;
