@@ -29,6 +29,11 @@ fresh network namespace, and in it:
                      around the dump only);
       node_exporter  GET /metrics of prometheus-node-exporter
                      --collector.disable-defaults --collector.tcpstat.
+    And, when bench/stack_floor is built or given (--stack-floor), the stack's
+    floor: GET /metrics of stack_floor, which serves the exporter's families
+    for this population (collected once per size) through the same
+    prometheus-cpp Exposer on CivetWeb without walking anything. reference +
+    floor is what a scrape would cost if the exporter's own code were free.
     Optional extra reference modes (--extra-modes) time other dump strategies.
 
 CPU per scrape: for the servers, the change in the summed per-thread run time
@@ -69,6 +74,7 @@ SKIP = 77
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLONE_NEWNET = 0x40000000
 EXPORTER_PORT = 19375
+STACK_FLOOR_PORT = 19376
 NODE_EXPORTER_PORT = 9100
 FILES_PER_PROCESS = 20000
 # Sockets per worker: 2 per connection plus listeners, UDP and a margin for
@@ -412,13 +418,36 @@ class ReferenceContender:
 # ---- the run -------------------------------------------------------------------
 
 def build(build_dir):
-    print(f"building socket_exporter and reference_dump in {build_dir}", flush=True)
+    print(f"building socket_exporter, reference_dump and stack_floor in {build_dir}", flush=True)
     subprocess.run(["cmake", "-S", REPO, "-B", build_dir, "-DCMAKE_BUILD_TYPE=RelWithDebInfo"],
                    check=True, stdout=subprocess.DEVNULL)
     subprocess.run(["cmake", "--build", build_dir, "-j", str(os.cpu_count() or 2), "--target",
-                    "socket_exporter", "reference_dump"], check=True, stdout=subprocess.DEVNULL)
+                    "socket_exporter", "reference_dump", "stack_floor"], check=True,
+                   stdout=subprocess.DEVNULL)
     return (os.path.join(build_dir, "exporter", "socket_exporter"),
-            os.path.join(build_dir, "bench", "reference_dump"))
+            os.path.join(build_dir, "bench", "reference_dump"),
+            os.path.join(build_dir, "bench", "stack_floor"))
+
+
+class StackFloor(ServerContender):
+    """bench/stack_floor, restarted at every size so that it serves the
+    families of the population it is measured on."""
+
+    def __init__(self, cleanup, binary):
+        super().__init__("stack_floor", STACK_FLOOR_PORT, None, b"socket_connections",
+                         b'protocol="tcp"')
+        self.cleanup = cleanup
+        self.binary = binary
+
+    def restart(self):
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.proc = self.cleanup.spawn([self.binary, "--port", str(self.port)],
+                                       stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("READY"):
+            raise RuntimeError(f"stack_floor did not start (exit {self.proc.poll()}): {line!r}")
 
 
 def find_node_exporter(install):
@@ -487,9 +516,9 @@ def run(args):
     if os.geteuid() != 0:
         raise SkipRun("needs root (network namespaces, RLIMIT_NOFILE 20000, sysctls)")
     if args.exporter and args.reference:
-        exporter, reference = args.exporter, args.reference
+        exporter, reference, stack_floor = args.exporter, args.reference, args.stack_floor
     else:
-        exporter, reference = build(args.build_dir)
+        exporter, reference, stack_floor = build(args.build_dir)
     node_exporter = None if args.no_node_exporter else find_node_exporter(not args.smoke)
     if node_exporter is None and not args.no_node_exporter:
         print("node_exporter not installed (Debian: prometheus-node-exporter): not measured")
@@ -521,6 +550,10 @@ def run(args):
             contenders.append(ServerContender("node_exporter", NODE_EXPORTER_PORT, node_proc,
                                               b"node_tcp_connection_states", b"",
                                               b"queued_bytes"))
+        floor = None
+        if stack_floor:
+            floor = StackFloor(cleanup, stack_floor)
+            contenders.append(floor)
         for mode in args.extra_modes:
             contenders.append(ReferenceContender(f"ref:{mode}", reference, mode))
 
@@ -528,6 +561,8 @@ def run(args):
         for size in args.sizes:
             t0 = time.monotonic()
             population.grow_to(size)
+            if floor:
+                floor.restart()
             host_alloc = host_tcp_allocated()
             print(f"\n== {size} TCP sockets (population built in {time.monotonic() - t0:.1f} s, "
                   f"{len(population.workers)} worker processes; {host_alloc} TCP sockets "
@@ -535,14 +570,13 @@ def run(args):
             for c in contenders:  # warm up: first scrape allocates, fills caches
                 c.measure()
             samples = {c.name: [] for c in contenders}
-            ticks_before = {c.name: stat_ticks(c.proc.pid) for c in contenders
-                            if isinstance(c, ServerContender)}
+            servers = [c for c in contenders if isinstance(c, ServerContender)]
+            ticks_before = {c.name: stat_ticks(c.proc.pid) for c in servers}
             for r in range(args.rounds):
                 k = r % len(contenders)
                 for c in contenders[k:] + contenders[:k]:
                     samples[c.name].append(c.measure())
-            ticks_after = {c.name: stat_ticks(c.proc.pid) for c in contenders
-                           if isinstance(c, ServerContender)}
+            ticks_after = {c.name: stat_ticks(c.proc.pid) for c in servers}
             row = {"size": size, "tcp_sockets": median([s["tcp"] for s in samples["reference"]]),
                    "host_tcp_allocated": host_alloc, "load": os.getloadavg()[0],
                    "exporter_rss_kib": rss_kib(exp_proc.pid),
@@ -550,6 +584,7 @@ def run(args):
                    "exporter_body_bytes": samples["exporter"][-1]["body"],
                    "exporter_series": samples["exporter"][-1]["series"],
                    "exporter_series_names": samples["exporter"][-1]["series_names"],
+                   "stack_floor_series": samples["stack_floor"][-1]["series"] if floor else 0,
                    "contenders": {}}
             # Per-round ratios: the two measured within one round, seconds
             # apart, share the machine's state of that moment (this VM's
@@ -559,6 +594,16 @@ def run(args):
                 if other in samples:
                     row[f"paired_exporter_{other}"] = median(
                         [e["ms"] / o["ms"] for e, o in zip(samples["exporter"], samples[other])])
+            if floor:
+                rounds = list(zip(samples["exporter"], samples["reference"],
+                                  samples["stack_floor"]))
+                # The best any exporter on this HTTP stack can do against the
+                # reference: the kernel's walk, then the stack's own cost.
+                row["paired_floor_reference"] = median([(r["ms"] + f["ms"]) / r["ms"]
+                                                        for _, r, f in rounds])
+                # What the exporter adds beyond walk and stack, in the same unit.
+                row["paired_own_code_reference"] = median([(e["ms"] - f["ms"]) / r["ms"]
+                                                           for e, r, f in rounds])
             for c in contenders:
                 s = samples[c.name]
                 entry = {"ms": median([x["ms"] for x in s]),
@@ -632,6 +677,20 @@ def report(results, args, have_node):
               f"{e['cpu_ms']:.2f} | {ref['cpu_ms']:.2f} | "
               f"{n['cpu_ms']:.2f} | {row['exporter_rss_kib']} | {row['exporter_body_bytes']} | "
               f"{row['exporter_series']} |")
+    if "stack_floor" in results[0]["contenders"]:
+        print("\nThe stack's floor (bench/stack_floor: the exporter's families served by "
+              "prometheus-cpp on CivetWeb, nothing walked); paired, per round: (reference + "
+              "floor) / reference, and (exporter - floor) / reference:\n")
+        print("| TCP sockets | floor ms | floor CPU ms | series | (ref + floor) / ref | "
+              "(exporter - floor) / ref | exporter / ref |")
+        print("|---" * 7 + "|")
+        for row in results:
+            f = row["contenders"]["stack_floor"]
+            print(f"| {row['tcp_sockets']:.0f} | {f['ms']:.2f} ({f['ms_min']:.2f}) | "
+                  f"{f['cpu_ms']:.2f} | {row['stack_floor_series']} | "
+                  f"{row['paired_floor_reference']:.2f} | "
+                  f"{row['paired_own_code_reference']:.2f} | "
+                  f"{row['paired_exporter_reference']:.2f} |")
     extra = [name for name in results[0]["contenders"] if name.startswith("ref:")]
     if extra:
         print("\nDump strategies (reference_dump --mode), median ms / CPU ms:\n")
@@ -649,6 +708,8 @@ def report(results, args, have_node):
         ratio = c["exporter"]["ms"] / c["reference"]["ms"]
         line = (f"  {row['tcp_sockets']:>7.0f} sockets: exporter/reference {ratio:.2f}, paired "
                 f"{row['paired_exporter_reference']:.2f} (goal <= 1.2)")
+        if "paired_floor_reference" in row:
+            line += f"; the stack's floor alone: {row['paired_floor_reference']:.2f}"
         if have_node:
             line += (f", exporter/node_exporter {c['exporter']['ms'] / c['node_exporter']['ms']:.2f}"
                      f", paired {row['paired_exporter_node_exporter']:.2f} (goal <= 0.5)")
@@ -709,6 +770,8 @@ def main():
     p.add_argument("--build-dir", default=os.path.join(REPO, "build-bench"))
     p.add_argument("--exporter", help="socket_exporter binary (skips the build)")
     p.add_argument("--reference", help="reference_dump binary (skips the build)")
+    p.add_argument("--stack-floor", help="stack_floor binary (with --exporter and --reference; "
+                   "without it the floor is not measured)")
     p.add_argument("--extra-modes", default="",
                    help="more reference_dump modes to time, e.g. v2,v2-parallel,states-parallel,"
                         "split-parallel")

@@ -250,6 +250,14 @@ WebServer::~WebServer() {
   impl_->front.reset();
 }
 
+std::vector<std::string> CivetOptions(const std::string& listening_ports, int threads) {
+  return {"listening_ports",    listening_ports,
+          "num_threads",        std::to_string(threads),
+          "request_timeout_ms", "10000",
+          "enable_keep_alive",  "yes",
+          "tcp_nodelay",        "1"};
+}
+
 Result<std::unique_ptr<WebServer>> WebServer::Start(const WebOptions& options,
                                                     std::shared_ptr<Scraper> scraper) {
   auto addresses = ParseListenAddresses(options.listen_address);
@@ -302,10 +310,7 @@ Result<std::unique_ptr<WebServer>> WebServer::Start(const WebOptions& options,
 
   try {
     impl->exposer = std::make_unique<prometheus::Exposer>(
-        std::vector<std::string>{"listening_ports", civet_listening, "num_threads",
-                                 std::to_string(options.threads), "request_timeout_ms", "10000",
-                                 "enable_keep_alive", "yes", "tcp_nodelay", "1"},
-        &impl->callbacks);
+        CivetOptions(civet_listening, options.threads), &impl->callbacks);
   } catch (const std::exception& e) {
     return Fail(fmt::format("cannot listen on {}: {}", options.listen_address, e.what()));
   }

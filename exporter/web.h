@@ -57,6 +57,11 @@ struct WebOptions {
   FrontEnd::Settings front_end;
 };
 
+// CivetWeb's settings for the exporter's HTTP server: listening_ports as
+// CivetWeb spells them, and the worker thread count. bench/stack_floor
+// serves with the same ones.
+std::vector<std::string> CivetOptions(const std::string& listening_ports, int threads);
+
 struct ListenEndpoint {
   std::string address;  // as given
   int port = 0;         // as bound
