@@ -430,24 +430,27 @@ def build(build_dir):
 
 
 class StackFloor(ServerContender):
-    """bench/stack_floor, restarted at every size so that it serves the
-    families of the population it is measured on."""
+    """bench/stack_floor. Started before the population, like the other
+    servers (the population's connections take ephemeral ports from the
+    whole widened range, so a later bind could collide); refreshed at every
+    size so that it serves the families of the population it is measured on."""
 
     def __init__(self, cleanup, binary):
-        super().__init__("stack_floor", STACK_FLOOR_PORT, None, b"socket_connections",
+        proc = cleanup.spawn([binary, "--port", str(STACK_FLOOR_PORT)], stdout=subprocess.PIPE,
+                             text=True)
+        super().__init__("stack_floor", STACK_FLOOR_PORT, proc, b"socket_connections",
                          b'protocol="tcp"')
-        self.cleanup = cleanup
-        self.binary = binary
+        self._expect("READY")
 
-    def restart(self):
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-        self.proc = self.cleanup.spawn([self.binary, "--port", str(self.port)],
-                                       stdout=subprocess.PIPE, text=True)
+    def refresh(self):
+        self.proc.send_signal(signal.SIGHUP)
+        self._expect("REFRESHED")
+
+    def _expect(self, word):
         line = self.proc.stdout.readline()
-        if not line.startswith("READY"):
-            raise RuntimeError(f"stack_floor did not start (exit {self.proc.poll()}): {line!r}")
+        if not line.startswith(word):
+            raise RuntimeError(f"stack_floor: expected {word}, got {line!r} "
+                               f"(exit {self.proc.poll()})")
 
 
 def find_node_exporter(install):
@@ -562,7 +565,7 @@ def run(args):
             t0 = time.monotonic()
             population.grow_to(size)
             if floor:
-                floor.restart()
+                floor.refresh()
             host_alloc = host_tcp_allocated()
             print(f"\n== {size} TCP sockets (population built in {time.monotonic() - t0:.1f} s, "
                   f"{len(population.workers)} worker processes; {host_alloc} TCP sockets "

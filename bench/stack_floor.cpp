@@ -13,11 +13,12 @@
 // to its request, and prometheus-cpp serializes them. No socket table is
 // read per scrape: a scrape of this server is what the exporter's scrape
 // would cost if the kernel's walk and every line of the exporter's own
-// scrape code were free. Prints "READY <series>" when serving; runs until
-// SIGTERM or SIGINT.
+// scrape code were free. Prints "READY <series>" when serving. SIGHUP
+// collects the families again (the driver grows the population between
+// sizes; the port is bound once, before the population takes ephemeral
+// ports) and prints "REFRESHED <series>". Runs until SIGTERM or SIGINT.
 //
-// Thread safety: the families are written once before the Exposer starts
-// and only read (copied) afterwards, from CivetWeb's threads.
+// Thread safety: FixedFamilies swaps and copies its families under a mutex.
 #include <prometheus/collectable.h>
 #include <prometheus/exposer.h>
 
@@ -25,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,13 +40,33 @@ namespace {
 
 class FixedFamilies : public prometheus::Collectable {
  public:
-  explicit FixedFamilies(std::vector<prometheus::MetricFamily> families)
-      : families_(std::move(families)) {}
-  std::vector<prometheus::MetricFamily> Collect() const override { return families_; }
+  void Set(std::vector<prometheus::MetricFamily> families) {
+    std::lock_guard lock(mutex_);
+    families_ = std::move(families);
+  }
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::lock_guard lock(mutex_);
+    return families_;
+  }
 
  private:
-  const std::vector<prometheus::MetricFamily> families_;
+  mutable std::mutex mutex_;
+  std::vector<prometheus::MetricFamily> families_;
 };
+
+// Collects the exporter's families for this namespace's sockets into fixed;
+// returns their series count, 0 when a collector failed.
+std::size_t CollectInto(const socket_exporter::Scraper& scraper, FixedFamilies& fixed) {
+  socket_exporter::ScrapeOutcome outcome = scraper.CollectNow();
+  if (!outcome.all_succeeded) {
+    std::fprintf(stderr, "stack_floor: a collector failed; the families are not the exporter's\n");
+    return 0;
+  }
+  std::size_t series = 0;
+  for (const auto& family : outcome.families) series += family.metric.size();
+  fixed.Set(std::move(outcome.families));
+  return series;
+}
 
 }  // namespace
 
@@ -58,23 +80,17 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: stack_floor --port PORT\n");
     return 2;
   }
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);  // before CivetWeb's threads
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // before CivetWeb's threads
 
   const socket_exporter::Scraper scraper({}, socket_exporter::DefaultConfig());
-  socket_exporter::ScrapeOutcome outcome = scraper.CollectNow();
-  if (!outcome.all_succeeded) {
-    std::fprintf(stderr,
-                 "stack_floor: a collector failed; the families would not be the "
-                 "exporter's\n");
-    return 1;
-  }
-  std::size_t series = 0;
-  for (const auto& family : outcome.families) series += family.metric.size();
-  auto families = std::make_shared<FixedFamilies>(std::move(outcome.families));
+  auto families = std::make_shared<FixedFamilies>();
+  const std::size_t series = CollectInto(scraper, *families);
+  if (series == 0) return 1;
 
   try {
     prometheus::Exposer exposer(
@@ -82,8 +98,15 @@ int main(int argc, char** argv) {
     exposer.RegisterCollectable(families, "/metrics");
     std::printf("READY %zu\n", series);
     std::fflush(stdout);
-    int signal_number = 0;
-    sigwait(&stop_signals, &signal_number);
+    for (;;) {
+      int signal_number = 0;
+      sigwait(&signals, &signal_number);
+      if (signal_number != SIGHUP) break;
+      const std::size_t refreshed = CollectInto(scraper, *families);
+      if (refreshed == 0) return 1;
+      std::printf("REFRESHED %zu\n", refreshed);
+      std::fflush(stdout);
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "stack_floor: cannot serve on port %d: %s\n", port, e.what());
     return 1;
