@@ -93,8 +93,8 @@ int main(int argc, char** argv) {
   if (series == 0) return 1;
 
   try {
-    prometheus::Exposer exposer(
-        socket_exporter::CivetOptions("127.0.0.1:" + std::to_string(port), 16));
+    prometheus::Exposer exposer(socket_exporter::CivetOptions(
+        "127.0.0.1:" + std::to_string(port), socket_exporter::WebOptions{}.threads));
     exposer.RegisterCollectable(families, "/metrics");
     std::printf("READY %zu\n", series);
     std::fflush(stdout);

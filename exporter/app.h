@@ -6,7 +6,7 @@
 namespace socket_exporter {
 
 // glibc malloc settings for a process that scrapes: call first in main(),
-// before any thread starts (exporter/main.cpp says why each one).
+// before any thread starts (app.cpp says why each one).
 void TuneMallocForScrapes();
 
 // Runs the exporter with parsed options; returns the process exit code.
