@@ -38,9 +38,9 @@
 
 #include "collectors/classifier.h"
 #include "collectors/collector.h"
-#include "collectors/netlink_parser.h"
 #include "collectors/registry.h"
-#include "collectors/socket_record.h"
+#include "collectors/sources/netlink_parser.h"
+#include "collectors/sources/socket_record.h"
 #include "config/config.h"
 
 namespace socket_exporter {

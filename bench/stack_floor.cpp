@@ -33,8 +33,8 @@
 
 #include "config/config.h"
 #include "exporter/app.h"
+#include "exporter/http/web.h"
 #include "exporter/scraper.h"
-#include "exporter/web.h"
 
 namespace {
 

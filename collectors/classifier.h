@@ -21,7 +21,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "collectors/socket_record.h"
+#include "collectors/sources/socket_record.h"
 #include "config/config.h"
 
 namespace socket_exporter {

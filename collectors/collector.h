@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "collectors/classifier.h"
-#include "collectors/socket_record.h"
+#include "collectors/sources/socket_record.h"
 #include "common/result.h"
 #include "config/config.h"
 

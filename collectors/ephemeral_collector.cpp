@@ -7,7 +7,7 @@
 #include <charconv>
 #include <cstring>
 
-#include "collectors/read_file.h"
+#include "common/read_file.h"
 
 namespace socket_exporter {
 namespace {

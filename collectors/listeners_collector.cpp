@@ -9,8 +9,8 @@
 #include <unordered_set>
 #include <vector>
 
-#include "collectors/netstat_parser.h"
-#include "collectors/read_file.h"
+#include "collectors/sources/netstat_parser.h"
+#include "common/read_file.h"
 
 namespace socket_exporter {
 namespace {

@@ -16,12 +16,12 @@
 #include <iostream>
 #include <mutex>
 
+#include "common/version.h"
+#include "config/web_config.h"
+#include "exporter/http/tls_front.h"
+#include "exporter/http/web.h"
 #include "exporter/scraper.h"
 #include "exporter/socket_view.h"
-#include "exporter/tls_front.h"
-#include "exporter/version.h"
-#include "exporter/web.h"
-#include "exporter/web_config.h"
 
 namespace socket_exporter {
 namespace {
@@ -148,6 +148,7 @@ int RunExporter(const Options& options) {
   WebOptions web_options;
   web_options.listen_address = options.listen_address;
   web_options.telemetry_path = options.telemetry_path;
+  web_options.on_request = &Scraper::NoteRequestArrival;
   if (!options.web_config_file.empty()) {
     auto web_config = LoadWebConfigFile(options.web_config_file);
     if (!web_config) {

@@ -6,8 +6,8 @@
 #include <iostream>
 
 #include "collectors/registry.h"
+#include "common/version.h"
 #include "exporter/socket_view.h"
-#include "exporter/version.h"
 
 namespace socket_exporter {
 

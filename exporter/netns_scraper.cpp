@@ -11,10 +11,10 @@
 #include <thread>
 #include <unordered_map>
 
-#include "collectors/bpf_socket_walk.h"
-#include "collectors/read_file.h"
+#include "collectors/collector_pass.h"
 #include "collectors/registry.h"
-#include "exporter/collector_pass.h"
+#include "collectors/sources/bpf_socket_walk.h"
+#include "common/read_file.h"
 
 namespace socket_exporter {
 namespace {

@@ -1,17 +1,17 @@
 // The work of the `netns` collector (docs/netns.md, collectors/netns_collector.h):
 //
-//   1. discovery of the host's network namespaces (collectors/netns_discovery.h),
+//   1. discovery of the host's network namespaces (collectors/sources/netns_discovery.h),
 //      reused for netns.cache_seconds, then include/exclude/max_namespaces;
 //   2. for each selected namespace, on one worker thread: open the namespace
 //      (by name or through one of its processes, checking the inode), setns()
 //      into it, and run the socket collectors' Begin, one socket pass and
-//      Finish there (exporter/collector_pass.h). Everything that reads kernel
+//      Finish there (collectors/collector_pass.h). Everything that reads kernel
 //      state therefore sees that namespace: the netlink socket is created on
 //      the worker after setns() and stays bound to it, sysctls under
 //      /proc/sys/net follow the opening thread, and /proc/net files are read
 //      through /proc/thread-self (ScrapeContext::procfs_net_root).
 //      With netns.source bpf/auto and a BpfSocketWalk that loads
-//      (collectors/bpf_socket_walk.h), only Begin runs inside each namespace;
+//      (collectors/sources/bpf_socket_walk.h), only Begin runs inside each namespace;
 //      one walk of the shared socket tables then feeds every namespace's
 //      collectors (namespaces with tables of their own are read with
 //      netlink inside them), and an incomplete walk makes the scrape redo
@@ -46,11 +46,11 @@
 #include <string>
 #include <vector>
 
-#include "collectors/bpf_socket_walk.h"
 #include "collectors/collector.h"
-#include "collectors/netns_discovery.h"
-#include "collectors/socket_source.h"
-#include "collectors/socket_sources.h"
+#include "collectors/sources/bpf_socket_walk.h"
+#include "collectors/sources/netns_discovery.h"
+#include "collectors/sources/socket_source.h"
+#include "collectors/sources/socket_sources.h"
 #include "config/config.h"
 
 namespace socket_exporter {

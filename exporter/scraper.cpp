@@ -2,10 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include "collectors/collector_pass.h"
 #include "collectors/netns_collector.h"
 #include "collectors/registry.h"
-#include "exporter/collector_pass.h"
-#include "exporter/version.h"
+#include "common/version.h"
 
 namespace socket_exporter {
 namespace {

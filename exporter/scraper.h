@@ -24,8 +24,8 @@
 #include <vector>
 
 #include "collectors/collector.h"
-#include "collectors/socket_source.h"
-#include "collectors/socket_sources.h"
+#include "collectors/sources/socket_source.h"
+#include "collectors/sources/socket_sources.h"
 #include "config/config.h"
 #include "exporter/netns_scraper.h"
 

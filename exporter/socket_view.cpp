@@ -14,7 +14,7 @@
 #include <tuple>
 #include <utility>
 
-#include "collectors/socket_sources.h"
+#include "collectors/sources/socket_sources.h"
 #include "exporter/scraper.h"
 
 namespace socket_exporter {

@@ -25,8 +25,8 @@
 #include <vector>
 
 #include "collectors/classifier.h"
-#include "collectors/socket_record.h"
-#include "collectors/socket_source.h"
+#include "collectors/sources/socket_record.h"
+#include "collectors/sources/socket_source.h"
 #include "common/result.h"
 #include "config/config.h"
 #include "exporter/cli.h"

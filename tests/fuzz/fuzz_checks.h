@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "collectors/classifier.h"
-#include "collectors/socket_record.h"
+#include "collectors/sources/socket_record.h"
 #include "config/config.h"
 
 namespace socket_exporter::fuzz {

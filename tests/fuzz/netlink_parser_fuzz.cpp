@@ -1,4 +1,4 @@
-// libFuzzer target for ParseSockDiagBatch (collectors/netlink_parser.h): one
+// libFuzzer target for ParseSockDiagBatch (collectors/sources/netlink_parser.h): one
 // sock_diag reply datagram, as recvmsg() would return it.
 //
 // Input: byte 0 picks the protocol the dump was for (bit 0: 0 = TCP,
@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "collectors/netlink_parser.h"
+#include "collectors/sources/netlink_parser.h"
 #include "tests/fuzz/fuzz_checks.h"
 
 namespace socket_exporter::fuzz {

@@ -1,4 +1,4 @@
-// libFuzzer target for ParseProcNet (collectors/procnet_parser.h): the text of
+// libFuzzer target for ParseProcNet (collectors/sources/procnet_parser.h): the text of
 // one /proc/net/{tcp,tcp6,udp,udp6} file.
 //
 // Input: byte 0 picks the file kind (bit 0: 0 = TCP, 1 = UDP; bit 1:
@@ -24,7 +24,7 @@
 #include <string_view>
 #include <vector>
 
-#include "collectors/procnet_parser.h"
+#include "collectors/sources/procnet_parser.h"
 #include "tests/fuzz/fuzz_checks.h"
 
 namespace socket_exporter::fuzz {

@@ -19,10 +19,10 @@
 #include <string>
 #include <tuple>
 
-#include "collectors/netlink_source.h"
-#include "collectors/procnet_source.h"
-#include "collectors/read_file.h"
-#include "collectors/socket_record.h"
+#include "collectors/sources/netlink_source.h"
+#include "collectors/sources/procnet_source.h"
+#include "collectors/sources/socket_record.h"
+#include "common/read_file.h"
 
 namespace socket_exporter {
 namespace {

@@ -2,7 +2,7 @@
 // collectors' Begin (so that the kernel's walk runs beside Begin), Stream
 // after it, Abandon when no socket collector survived Begin; and, with the
 // real background walk, that an abandoned walk leaves nothing behind.
-#include "exporter/collector_pass.h"
+#include "collectors/collector_pass.h"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "collectors/netlink_source.h"
+#include "collectors/sources/netlink_source.h"
 #include "test_util.h"
 
 namespace socket_exporter {

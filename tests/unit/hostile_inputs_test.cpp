@@ -36,9 +36,9 @@
 
 #include "collectors/classifier.h"
 #include "collectors/connections_collector.h"
-#include "collectors/netlink_parser.h"
-#include "collectors/netlink_source.h"
-#include "collectors/procnet_parser.h"
+#include "collectors/sources/netlink_parser.h"
+#include "collectors/sources/netlink_source.h"
+#include "collectors/sources/procnet_parser.h"
 #include "config/config.h"
 #include "exporter/scraper.h"
 #include "test_util.h"

@@ -2,7 +2,7 @@
 // its README for the population), on hand-made malformed input, and live:
 // the real NetlinkSource and ProcNetSource against a population this test
 // creates on loopback. Also the label functions of socket_record.h.
-#include "collectors/netlink_parser.h"
+#include "collectors/sources/netlink_parser.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,10 +29,10 @@
 #include <thread>
 #include <vector>
 
-#include "collectors/netlink_source.h"
-#include "collectors/procnet_source.h"
-#include "collectors/socket_record.h"
-#include "collectors/socket_sources.h"
+#include "collectors/sources/netlink_source.h"
+#include "collectors/sources/procnet_source.h"
+#include "collectors/sources/socket_record.h"
+#include "collectors/sources/socket_sources.h"
 
 namespace socket_exporter {
 namespace {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "collectors/netns_discovery.h"
+#include "collectors/sources/netns_discovery.h"
 #include "config/config.h"
 
 namespace socket_exporter {

@@ -11,7 +11,7 @@
 //   - tcp_syncookies=2; listener 127.0.0.1:8083: 3 connects through cookies
 //     and 1 raw SYN from 10.99.0.7 -> SyncookiesSent 4, SyncookiesRecv 3;
 //     a raw bare ACK from 10.99.0.9 -> SyncookiesFailed 1.
-#include "collectors/netstat_parser.h"
+#include "collectors/sources/netstat_parser.h"
 
 #include <gtest/gtest.h>
 

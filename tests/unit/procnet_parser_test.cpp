@@ -1,7 +1,7 @@
 // /proc/net/{tcp,tcp6,udp,udp6} parsing on recorded files (tests/fixtures,
 // see its README for the population) and on malformed text; ProcNetSource's
 // delivery order on a fake procfs root; the source factory.
-#include "collectors/procnet_parser.h"
+#include "collectors/sources/procnet_parser.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -18,11 +18,11 @@
 #include <tuple>
 #include <vector>
 
-#include "collectors/netlink_parser.h"
-#include "collectors/procnet_source.h"
-#include "collectors/read_file.h"
-#include "collectors/socket_record.h"
-#include "collectors/socket_sources.h"
+#include "collectors/sources/netlink_parser.h"
+#include "collectors/sources/procnet_source.h"
+#include "collectors/sources/socket_record.h"
+#include "collectors/sources/socket_sources.h"
+#include "common/read_file.h"
 
 namespace socket_exporter {
 namespace {

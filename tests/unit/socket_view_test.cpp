@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "collectors/netlink_parser.h"
 #include "collectors/registry.h"
+#include "collectors/sources/netlink_parser.h"
 #include "exporter/scraper.h"
 #include "test_util.h"
 

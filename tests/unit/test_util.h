@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "collectors/socket_record.h"
+#include "collectors/sources/socket_record.h"
 
 namespace socket_exporter::testing {
 

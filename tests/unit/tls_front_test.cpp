@@ -2,7 +2,7 @@
 // in for CivetWeb: bytes go both ways, the relay's backend ports are trusted
 // only while in use, the connection limit, idle and handshake timeouts hold,
 // plain HTTP on a TLS port gets a 400, and stopping does not hang.
-#include "exporter/tls_front.h"
+#include "exporter/http/tls_front.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>

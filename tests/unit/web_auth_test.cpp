@@ -1,7 +1,7 @@
 // Tests of basic auth: header parsing, bcrypt verification against hashes
 // made by an independent implementation (Python's bcrypt package, OpenBSD
 // code), and the cache of successful verifications.
-#include "exporter/web_auth.h"
+#include "exporter/http/web_auth.h"
 
 #include <gtest/gtest.h>
 

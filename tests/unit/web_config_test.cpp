@@ -1,7 +1,7 @@
 // Tests of --web.config.file parsing (every kind of error, reported at once
 // with file:line:column), of --web.listen-address parsing, and of building
 // the OpenSSL context from real certificates made here with OpenSSL.
-#include "exporter/web_config.h"
+#include "config/web_config.h"
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
@@ -14,8 +14,8 @@
 #include <fstream>
 #include <string>
 
-#include "exporter/tls_front.h"
-#include "exporter/web.h"
+#include "exporter/http/tls_front.h"
+#include "exporter/http/web.h"
 
 namespace socket_exporter {
 namespace {
