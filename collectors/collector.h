@@ -58,7 +58,6 @@ struct ScrapeContext {
 class Collector {
  public:
   virtual ~Collector() = default;
-  virtual std::string_view Name() const = 0;
   virtual bool UsesSockets() const { return true; }
   virtual Result<void> Begin(const ScrapeContext& context) = 0;
   virtual void Observe(const SocketRecord& /*record*/, const Classification& /*cls*/) {}
