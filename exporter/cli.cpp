@@ -94,7 +94,7 @@ std::optional<int> ParseCommandLine(int argc, const char* const* argv, Options& 
   duration_flag("--web.idle-timeout", options.web_idle_timeout,
                 "Longest time a keep-alive connection may wait for its next request");
   duration_flag("--web.write-timeout", options.web_write_timeout,
-                "Longest time a client may take none of an answer waiting for it");
+                "Longest time to deliver an answer to the client, from its first byte");
   app.add_option("--web.max-header-bytes", options.web_max_header_bytes,
                  "Largest request head (request line and headers); larger gets 431")
       ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 20))

@@ -929,7 +929,9 @@ struct FrontEnd::State {
     e.data.u64 = reinterpret_cast<std::uint64_t>(c) | 1;
     ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &e);
     c->backend_events = EPOLLOUT;
-    (void)now;
+    // On loopback the connection is usually established by now: send at
+    // once rather than after another epoll round.
+    OnBackend(c, EPOLLOUT, now);
   }
 
   void OnBackend(Connection* c, std::uint32_t events, Clock::time_point now) {
@@ -972,14 +974,21 @@ struct FrontEnd::State {
       if (n > 0) continue;
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-      // The engine has answered in full (it closes: Connection: close), or failed.
+      // The engine has answered in full (it closes: Connection: close), or
+      // failed. Everything is read: reset rather than close, so that neither
+      // side keeps the connection in TIME_WAIT (one per scrape in the
+      // exporter's own socket counts otherwise).
       c->backend_eof = true;
+      const linger reset{1, 0};
+      ::setsockopt(c->backend_fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
       CloseBackend(c);
     }
     if (!c->answer_head_seen) {
       const std::size_t end = FindHeadEnd(c->out, c->answer_head_scanned);
       if (end != std::string::npos) {
         c->answer_head_seen = true;
+        // From here the client has write_timeout to take the whole answer.
+        Link(c, kWriteList, now);
         if (!AnswerKeepsConnection(std::string_view(c->out).substr(0, end), c->head_request)) {
           c->close_after = true;
         }
@@ -1005,14 +1014,12 @@ struct FrontEnd::State {
 
   void FlushAnswer(Connection* c, Clock::time_point now) {
     if (c->closed) return;
-    bool progress = false;
     // The head is passed on once complete; nothing before it.
     while (c->answer_head_seen && c->out_sent < c->out.size()) {
       std::size_t wrote = 0;
       const Io io = WriteClient(c, c->out.data() + c->out_sent, c->out.size() - c->out_sent, wrote);
       if (io == Io::kDone) {
         c->out_sent += wrote;
-        progress = progress || wrote > 0;
         continue;
       }
       if (io == Io::kAgain) break;
@@ -1020,12 +1027,10 @@ struct FrontEnd::State {
       return;
     }
     if (c->out_sent < c->out.size() && c->answer_head_seen) {
-      // Waiting for the client: write_timeout from the last progress.
-      if (progress || c->list != kWriteList) Link(c, kWriteList, now);
+      // Waiting for the client (the write_timeout timer runs since the head).
       Watch(c, false, c->tls_write_wants_read ? EPOLLIN : EPOLLOUT);
       return;
     }
-    Unlink(c);
     Watch(c, false, 0);
     if (c->backend_fd >= 0) {
       if (c->backend_events == 0) ReadAnswer(c, now);  // was paused on a full buffer
@@ -1033,6 +1038,7 @@ struct FrontEnd::State {
     }
     if (!c->backend_eof) return;
     // The answer is delivered.
+    Unlink(c);
     if (c->close_after) {
       ::shutdown(c->fd, SHUT_WR);
       Close(c, CloseReason::kDone);

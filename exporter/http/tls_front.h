@@ -17,7 +17,7 @@
 //   header_timeout     first byte of a request (accept, for plain HTTP) ->
 //                      complete head (and body, if any)
 //   idle_timeout       keep-alive connection waiting for its next request
-//   write_timeout      answer pending and the client takes nothing for this long
+//   write_timeout      from the answer's first byte to the client having all of it
 //   max_header_bytes   request head; more gets 431 and the connection closed
 //   max_connections    open connections; at the cap the oldest connection that
 //                      has not yet sent a complete request (else the oldest

@@ -600,7 +600,7 @@ TEST_F(TlsFrontEndTest, PlainHttpOnTheTlsPortGetsA400AndNeverReachesTheEngine) {
     answer += part;
   EXPECT_EQ(answer.rfind("HTTP/1.0 400 Bad Request\r\n", 0), 0u) << answer;
   EXPECT_TRUE(engine.requests().empty());
-  EXPECT_EQ(Closed(*front, CloseReason::kHandshakeFailed), 1u);
+  EXPECT_TRUE(Eventually([&] { return Closed(*front, CloseReason::kHandshakeFailed) == 1; }));
   ::close(client);
 }
 
