@@ -501,6 +501,8 @@ struct FrontEnd::State {
   std::vector<Connection*> graveyard;  // closed during this batch of events, freed after it
   Connection* all = nullptr;           // every open connection
   Clock::time_point last_accept_warning{};
+  bool accept_paused = false;
+  Clock::time_point accept_resume{};
 
   ~State() {
     for (int fd : listen_fds) ::close(fd);
@@ -681,7 +683,12 @@ struct FrontEnd::State {
                          std::strerror(errno));
             last_accept_warning = now;
           }
-          if (!Evict()) return;
+          if (!Evict()) {
+            // Nothing to close: stop watching the listeners for a moment
+            // rather than waking for the same queued connection at once.
+            PauseAccepting(now);
+            return;
+          }
           continue;
         }
         return;
@@ -722,6 +729,23 @@ struct FrontEnd::State {
         Link(c, kHeadList, now);
       }
     }
+  }
+
+  void PauseAccepting(Clock::time_point now) {
+    if (accept_paused) return;
+    for (int fd : listen_fds) ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
+    accept_paused = true;
+    accept_resume = now + std::chrono::milliseconds(100);
+  }
+  void ResumeAccepting(Clock::time_point now) {
+    if (!accept_paused || now < accept_resume) return;
+    for (std::size_t i = 0; i < listen_fds.size(); ++i) {
+      epoll_event e{};
+      e.events = EPOLLIN;
+      e.data.u64 = i + 1;
+      ::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, listen_fds[i], &e);
+    }
+    accept_paused = false;
   }
 
   // Closes the connection that matters least to make room for a new one:
@@ -1080,6 +1104,7 @@ struct FrontEnd::State {
     for (const List& l : lists) {
       if (l.head != nullptr) next = std::min(next, l.head->deadline);
     }
+    if (accept_paused) next = std::min(next, accept_resume);
     if (next == Clock::time_point::max()) return -1;
     if (next <= now) return 0;
     // Rounded up, so a wake-up is never early and spins.
@@ -1115,6 +1140,7 @@ struct FrontEnd::State {
         }
       }
       Expire(now);
+      ResumeAccepting(now);
       for (Connection* c : graveyard) delete c;
       graveyard.clear();
       if (stop) break;
