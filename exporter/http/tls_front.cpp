@@ -502,6 +502,7 @@ struct FrontEnd::State {
   Connection* all = nullptr;           // every open connection
   Clock::time_point last_accept_warning{};
   bool accept_paused = false;
+  std::array<char, 65536> read_buffer{};
   Clock::time_point accept_resume{};
 
   ~State() {
@@ -990,12 +991,13 @@ struct FrontEnd::State {
         c->out.clear();
         c->out_sent = 0;
       }
-      const std::size_t old = c->out.size();
-      const std::size_t chunk = 65536;
-      c->out.resize(old + chunk);
-      const ssize_t n = ::recv(c->backend_fd, c->out.data() + old, chunk, 0);
-      c->out.resize(old + (n > 0 ? static_cast<std::size_t>(n) : 0));
-      if (n > 0) continue;
+      // Into the loop's buffer, then appended: no zero-filling of the
+      // string's spare room on every read.
+      const ssize_t n = ::recv(c->backend_fd, read_buffer.data(), read_buffer.size(), 0);
+      if (n > 0) {
+        c->out.append(read_buffer.data(), static_cast<std::size_t>(n));
+        continue;
+      }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
       // The engine has answered in full (it closes: Connection: close), or
