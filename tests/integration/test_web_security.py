@@ -332,6 +332,20 @@ res.equal(status, 200, "after the failed reload TLS and the old password keep wo
 res.check(any(re.search(r"web\.yml:4:3: unknown key \"bogus\"", line) for line in exp.log),
           "the reload error is logged with file:line:column", "".join(exp.log[-3:]))
 
+# yaml-cpp 0.7 loops forever on a stray ',' (jbeder/yaml-cpp#1040); before
+# the web config shared the config file's guarded loader, SIGHUP with this
+# file grew the exporter's memory until it exited. Now: an error, the old
+# config serving.
+for trap, where in [(",", "1:1"), ("&anchor ,\n", "1:9")]:
+    before = len(exp.log)
+    reload_web_config(trap, lambda: any("invalid YAML" in l for l in exp.log[before:]), "log")
+    res.check(any(f"web.yml:{where}: invalid YAML: unexpected ','" in l for l in exp.log[before:]),
+              f"SIGHUP with the web config {trap!r} logs file:line:column",
+              "".join(exp.log[before:][-3:]))
+    res.equal(exp.proc.poll(), None, f"and the exporter is still running ({trap!r})")
+    res.equal(reload_ok(exp, *good, url=metrics), 0.0,
+              f"and last_reload_successful is 0, the old web config serving ({trap!r})")
+
 # Turning TLS off needs a restart: refused, TLS keeps serving.
 reload_web_config(f"basic_auth_users:\n  prometheus: '{PROM_HASH}'\n",
                   lambda: any("turning TLS off needs a restart" in l for l in exp.log), "log")
@@ -454,6 +468,20 @@ for config_path, expected, what in [
                        capture_output=True, text=True, timeout=15)
     res.check(r.returncode == 1 and expected in r.stderr,
               f"--config.check refuses {what} (exit 1, says why)", f"exit {r.returncode}: {r.stderr}")
+comma = write_web_config("comma.yml", ",")
+for argv, what in [(["--config.check"], "--config.check"),
+                   (["--web.listen-address=127.0.0.1:0"], "start-up")]:
+    start = time.monotonic()
+    try:
+        r = subprocess.run([args.exporter, *argv, f"--web.config.file={comma}"],
+                           capture_output=True, text=True, timeout=10)
+        took = time.monotonic() - start
+        res.check(r.returncode == 1 and f"{comma}:1:1: invalid YAML: unexpected ','" in r.stderr
+                  and took < 1.0,
+                  f"{what} rejects a web config of one ',' in under a second with file:line:column "
+                  f"({took:.2f} s)", f"exit {r.returncode}: {r.stderr}")
+    except subprocess.TimeoutExpired:
+        res.check(False, f"{what} with a web config of one ',' returns (it hung for 10 s)")
 good = write_web_config("good-check.yml", "tls_server_config:\n  cert_file: server.crt\n"
                                           "  key_file: server.key\n")
 r = subprocess.run([args.exporter, "--config.check", f"--web.config.file={good}"],
