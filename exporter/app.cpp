@@ -286,7 +286,7 @@ void TuneMallocForScrapes() {
   mallopt(M_ARENA_MAX, 1);
   // Every scrape allocates and frees the same few MiB. With glibc's defaults
   // the freed top of the heap is returned to the kernel (brk) at the end of a
-  // scrape and faulted back in zeroed at the next one: ~5% of a small scrape.
+  // scrape and faulted back in zeroed at the next one (BENCHMARKS.md).
   // Keep up to 8 MiB: RSS then holds at the largest scrape's working set.
   mallopt(M_TRIM_THRESHOLD, 8 << 20);
   mallopt(M_TOP_PAD, 1 << 20);

@@ -257,7 +257,7 @@ const std::vector<NetnsEntry>& NetnsScraper::Discover(const Config& config, Netn
       spdlog::warn(
           "netns: the exporter lacks CAP_SYS_ADMIN, which setns() into another network namespace "
           "needs: only its own namespace (netns=\"host\") is scraped and "
-          "socket_exporter_collector_success{{collector=\"netns\"}} is 0");
+          "socket_exporter_collector_success{collector=\"netns\"} is 0");
       logged_unprivileged_ = true;
     }
     outcome.ok = false;

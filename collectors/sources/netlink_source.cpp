@@ -331,14 +331,12 @@ class NetlinkSource::Receiver {
   // CPUs share no cache as far as the kernel knows (common in VMs, this one
   // included), the scheduler tends to queue a woken thread on its waker's
   // CPU, where it preempts the caller or waits for it: the two run one after
-  // the other while the other CPU idles. In one run at 1k sockets, 13 of 30
-  // scrapes lost 0.8-2.6 ms that way before, none of 30 after. The thread
-  // widens its own mask, rather than the caller right after the wakeup, so
-  // that the widening is certain to come after the placement. When every
-  // other CPU is busy the thread waits for its turn there: with a real-time
-  // spinner on the other CPU of this machine (kernel 6.18), a walk of the
-  // host's table still ended within 5 ms. False: nothing done (one CPU
-  // allowed, or a call failed).
+  // the other while the other CPU idles (BENCHMARKS.md, "Overlapping the
+  // walk", has the measurements). The thread widens its own mask, rather
+  // than the caller right after the wakeup, so that the widening is certain
+  // to come after the placement. When every other CPU is busy the thread
+  // waits for its turn there. False: nothing done (one CPU allowed, or a
+  // call failed).
   bool NarrowToOtherCpus(pid_t tid) {
     if (tid <= 0 || sched_getaffinity(0, sizeof(allowed_), &allowed_) != 0) return false;
     const int here = sched_getcpu();

@@ -5,8 +5,6 @@
 // handshake, idle and write timeouts, head size, connection cap with
 // eviction) closes the connection it should and counts the reason; TLS, IPv6
 // and dual-stack; plain HTTP on a TLS port gets a 400; stopping does not hang.
-#include "exporter/http/tls_front.h"
-
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <openssl/err.h>
@@ -29,6 +27,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "exporter/http/tls_front.h"
 
 namespace socket_exporter {
 namespace {
