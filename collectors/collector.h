@@ -49,6 +49,9 @@ struct ScrapeContext {
   // thread that setns()'d) sets "/proc/thread-self" here. Read it through
   // NetRoot().
   std::string procfs_net_root;
+  // True when the netns collector is on: a collector that sees every
+  // namespace at once (events) then labels by namespace.
+  bool all_namespaces = false;
 
   const std::string& NetRoot() const {
     return procfs_net_root.empty() ? procfs_root : procfs_net_root;

@@ -2,6 +2,7 @@
 
 #include "collectors/connections_collector.h"
 #include "collectors/ephemeral_collector.h"
+#include "collectors/events_collector.h"
 #include "collectors/listeners_collector.h"
 #include "collectors/netns_collector.h"
 
@@ -26,6 +27,10 @@ constexpr CollectorInfo kCollectors[] = {
      "run the socket collectors in every network namespace of the host (containers, pods), "
      "labelled netns; needs CAP_SYS_ADMIN",
      &Make<NetnsCollector>},
+    {"events", false,
+     "connect() outcomes, bind() failures, retransmits and resets counted in the kernel (BPF); "
+     "needs CAP_BPF and CAP_PERFMON",
+     &Make<EventsCollector>},
 };
 
 }  // namespace

@@ -65,20 +65,21 @@ constexpr std::size_t kMaxQuotedLength = 64;
 
 constexpr std::string_view kOther = "other";
 
-constexpr std::array<std::string_view, 7> kTopLevelKeys = {
-    "port_ranges", "services", "collectors", "ephemeral", "listeners", "netns", "limits"};
+constexpr std::array<std::string_view, 8> kTopLevelKeys = {
+    "port_ranges", "services", "collectors", "ephemeral", "listeners", "netns", "events", "limits"};
 constexpr std::array<std::string_view, 2> kPortRangeKeys = {"name", "ports"};
 constexpr std::array<std::string_view, 3> kServiceKeys = {"name", "ports", "protocols"};
 constexpr std::array<std::string_view, 3> kEphemeralKeys = {
     "top_destinations", "max_tracked_destinations", "utilization_thresholds"};
 constexpr std::array<std::string_view, 1> kListenersKeys = {"top_other_ports"};
 constexpr std::array<std::string_view, 1> kLimitsKeys = {"max_series"};
+constexpr std::array<std::string_view, 1> kEventsKeys = {"top_destinations"};
 constexpr std::array<std::string_view, 5> kNetnsKeys = {"cache_seconds", "max_namespaces",
                                                         "include", "exclude", "source"};
 // Longer than any namespace name (NAME_MAX) or container ID.
 constexpr std::size_t kMaxNetnsPatternLength = 256;
-constexpr std::array<std::string_view, 4> kKnownCollectors = {"connections", "ephemeral",
-                                                              "listeners", "netns"};
+constexpr std::array<std::string_view, 5> kKnownCollectors = {"connections", "ephemeral",
+                                                              "listeners", "netns", "events"};
 
 // 1-based, as editors show them.
 struct Position {
@@ -423,6 +424,8 @@ class Parser {
           ParseListeners(value);
         } else if (key == "netns") {
           ParseNetns(value);
+        } else if (key == "events") {
+          ParseEvents(value);
         } else if (key == "limits") {
           ParseLimits(value);
         } else {
@@ -929,6 +932,16 @@ class Parser {
         }
       } else {
         UnknownKey(field, key, key_pos, kEphemeralKeys);
+      }
+    });
+  }
+
+  void ParseEvents(const Field& field) {
+    ForEachEntry(field, [&](const std::string& key, Position key_pos, const Field& value) {
+      if (key == "top_destinations") {
+        if (auto v = ParseUint(value, 0, 1000)) config_.events.top_destinations = *v;
+      } else {
+        UnknownKey(field, key, key_pos, kEventsKeys);
       }
     });
   }

@@ -71,6 +71,14 @@ struct NetnsConfig {
   NetnsSource source = NetnsSource::kAuto;
 };
 
+// The events collector (docs/events.md). Lives here until collectors own
+// their config sections.
+struct EventsConfig {
+  // Series of socket_connect_destination_failures_total: the K destinations
+  // with the most failed connects. 0 turns the per-destination series off.
+  std::uint32_t top_destinations = 10;
+};
+
 struct LimitsConfig {
   // Ceiling on series of socket_connections per scrape; excess is folded.
   std::uint32_t max_series = 5000;
@@ -85,6 +93,7 @@ struct Config {
   EphemeralConfig ephemeral;
   ListenersConfig listeners;
   NetnsConfig netns;
+  EventsConfig events;
   LimitsConfig limits;
 
   // Derived lookup tables, filled by BuildLookups().

@@ -104,6 +104,7 @@ ScrapeOutcome Scraper::CollectNow() const {
 ScrapeOutcome Scraper::RunCollection() const {
   const auto config = GetConfig();
   ScrapeContext context{config, options_.procfs_root};
+  context.all_namespaces = IsEnabled(*config, kNetnsCollectorName);
   ScrapeOutcome outcome;
 
   struct Run {

@@ -1,0 +1,209 @@
+#include "collectors/sources/bpf_socket_events.h"
+
+#if SOCKET_EXPORTER_HAVE_BPF
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "collectors/sources/bpf/socket_events_embedded.h"
+#endif
+
+namespace socket_exporter {
+
+#if !SOCKET_EXPORTER_HAVE_BPF
+
+struct BpfSocketEvents::State {};
+
+bool BpfSocketEventsBuilt() { return false; }
+
+Result<std::unique_ptr<BpfSocketEvents>> BpfSocketEvents::Open(std::uint32_t /*own_netns*/) {
+  return Fail("this build has no BPF support (configure with libbpf-dev, clang and bpftool)");
+}
+
+Result<void> BpfSocketEvents::SetAllNamespaces(bool /*all*/) {
+  return Fail("this build has no BPF support");
+}
+
+Result<EventsDump> BpfSocketEvents::Read() { return Fail("this build has no BPF support"); }
+
+#else
+
+namespace {
+
+// Mirrors struct settings of socket_events.bpf.c (its only global, in .bss).
+struct Settings {
+  std::uint32_t own_netns;
+  std::uint32_t all_netns;
+};
+static_assert(sizeof(Settings) == 8);
+
+constexpr const char* kPrograms[] = {
+    "on_set_state",  "on_retransmit", "on_retransmit_synack", "on_receive_reset",
+    "on_send_reset", "on_bind_enter", "on_bind_exit",
+};
+
+// The last libbpf warning, to name what is missing when loading fails.
+thread_local std::string last_libbpf_message;
+
+int RememberPrint(enum libbpf_print_level level, const char* format, va_list args) {
+  if (level == LIBBPF_DEBUG) return 0;
+  char text[512];
+  std::vsnprintf(text, sizeof(text), format, args);
+  std::string line(text);
+  while (!line.empty() && line.back() == '\n') line.pop_back();
+  // The verifier log is long; keep the line libbpf sums it up with.
+  if (!line.empty() && line.find("-- BEGIN") == std::string::npos) last_libbpf_message = line;
+  return 0;
+}
+
+std::string ErrnoText(int error) { return std::strerror(error < 0 ? -error : error); }
+
+Result<MapDump> ReadMap(bpf_map* map, std::size_t cpus) {
+  MapDump dump;
+  dump.key_size = bpf_map__key_size(map);
+  dump.cpus = cpus;
+  const int fd = bpf_map__fd(map);
+  std::vector<std::uint8_t> key(dump.key_size), next(dump.key_size);
+  std::vector<std::uint64_t> values(cpus);
+  const void* previous = nullptr;
+  // Bounded by max_entries (plus slack for entries added during the walk).
+  const std::size_t limit = static_cast<std::size_t>(bpf_map__max_entries(map)) * 2;
+  for (std::size_t i = 0; i < limit; ++i) {
+    if (bpf_map_get_next_key(fd, previous, next.data()) != 0) {
+      if (errno == ENOENT) return dump;
+      return Fail(fmt::format("BPF: cannot walk map {}: {}", bpf_map__name(map), ErrnoText(errno)));
+    }
+    key = next;
+    previous = key.data();
+    if (bpf_map_lookup_elem(fd, key.data(), values.data()) != 0) {
+      if (errno == ENOENT) continue;  // removed meanwhile (counters never are)
+      return Fail(fmt::format("BPF: cannot read map {}: {}", bpf_map__name(map), ErrnoText(errno)));
+    }
+    AppendEntry(dump, key, values);
+  }
+  return dump;
+}
+
+}  // namespace
+
+struct BpfSocketEvents::State {
+  bpf_object* object = nullptr;
+  std::vector<bpf_link*> links;
+  bpf_map* bss = nullptr;
+  bpf_map* connects = nullptr;
+  bpf_map* destinations = nullptr;
+  bpf_map* binds = nullptr;
+  bpf_map* tcp_events = nullptr;
+  bpf_map* overflow = nullptr;
+  Settings settings{};
+  std::size_t cpus = 0;
+
+  ~State() {
+    for (bpf_link* link : links) bpf_link__destroy(link);
+    if (object != nullptr) bpf_object__close(object);
+  }
+};
+
+bool BpfSocketEventsBuilt() { return true; }
+
+Result<std::unique_ptr<BpfSocketEvents>> BpfSocketEvents::Open(std::uint32_t own_netns) {
+  libbpf_set_print(RememberPrint);
+  last_libbpf_message.clear();
+  auto state = std::make_unique<State>();
+  const int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) return Fail("BPF: cannot count the possible CPUs");
+  state->cpus = static_cast<std::size_t>(cpus);
+  LIBBPF_OPTS(bpf_object_open_opts, options, .object_name = "se_events");
+  state->object = bpf_object__open_mem(kSocketEventsBpf, kSocketEventsBpfSize, &options);
+  if (state->object == nullptr) {
+    return Fail(fmt::format("BPF: cannot open the embedded object: {}", ErrnoText(errno)));
+  }
+  if (const int error = bpf_object__load(state->object); error != 0) {
+    return Fail(fmt::format(
+        "BPF: cannot load the event counters: {} (needs CAP_BPF and CAP_PERFMON or "
+        "CAP_SYS_ADMIN, and kernel BTF){}",
+        ErrnoText(error),
+        last_libbpf_message.empty() ? "" : fmt::format("; libbpf: {}", last_libbpf_message)));
+  }
+  auto find = [&](const char* name) { return bpf_object__find_map_by_name(state->object, name); };
+  state->bss = find(".bss");
+  state->connects = find("connects");
+  state->destinations = find("destinations");
+  state->binds = find("binds");
+  state->tcp_events = find("tcp_events");
+  state->overflow = find("overflow");
+  if (state->bss == nullptr || state->connects == nullptr || state->destinations == nullptr ||
+      state->binds == nullptr || state->tcp_events == nullptr || state->overflow == nullptr ||
+      bpf_map__value_size(state->bss) != sizeof(Settings)) {
+    return Fail("BPF: the embedded event object does not match this build");
+  }
+  state->settings.own_netns = own_netns;
+  const std::uint32_t zero = 0;
+  if (bpf_map_update_elem(bpf_map__fd(state->bss), &zero, &state->settings, BPF_ANY) != 0) {
+    return Fail(fmt::format("BPF: cannot set the namespace filter: {}", ErrnoText(errno)));
+  }
+  for (const char* name : kPrograms) {
+    bpf_program* program = bpf_object__find_program_by_name(state->object, name);
+    if (program == nullptr) return Fail(fmt::format("BPF: program {} missing", name));
+    bpf_link* link = bpf_program__attach(program);
+    if (link == nullptr) {
+      const int error = errno;
+      return Fail(fmt::format(
+          "BPF: cannot attach to {}: {}{}", bpf_program__section_name(program), ErrnoText(error),
+          error == ENOENT ? " (no such tracepoint, or tracefs is not mounted at "
+                            "/sys/kernel/tracing)"
+                          : ""));
+    }
+    state->links.push_back(link);
+  }
+  return std::unique_ptr<BpfSocketEvents>(new BpfSocketEvents(std::move(state)));
+}
+
+Result<void> BpfSocketEvents::SetAllNamespaces(bool all) {
+  if ((state_->settings.all_netns != 0) == all) return {};
+  Settings settings = state_->settings;
+  settings.all_netns = all ? 1 : 0;
+  const std::uint32_t zero = 0;
+  if (bpf_map_update_elem(bpf_map__fd(state_->bss), &zero, &settings, BPF_ANY) != 0) {
+    return Fail(fmt::format("BPF: cannot set the namespace filter: {}", ErrnoText(errno)));
+  }
+  state_->settings = settings;
+  return {};
+}
+
+Result<EventsDump> BpfSocketEvents::Read() {
+  EventsDump dump;
+  auto read = [&](bpf_map* map, MapDump& into) -> Result<void> {
+    auto got = ReadMap(map, state_->cpus);
+    if (!got) return std::unexpected(got.error());
+    into = std::move(*got);
+    return {};
+  };
+  if (auto ok = read(state_->connects, dump.connects); !ok) return std::unexpected(ok.error());
+  if (auto ok = read(state_->destinations, dump.destinations); !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (auto ok = read(state_->binds, dump.binds); !ok) return std::unexpected(ok.error());
+  if (auto ok = read(state_->tcp_events, dump.tcp_events); !ok) return std::unexpected(ok.error());
+  std::vector<std::uint64_t> values(state_->cpus);
+  for (std::uint32_t index = 0; index < kEventMapCount; ++index) {
+    if (bpf_map_lookup_elem(bpf_map__fd(state_->overflow), &index, values.data()) != 0) {
+      return Fail(fmt::format("BPF: cannot read the overflow counters: {}", ErrnoText(errno)));
+    }
+    for (std::uint64_t value : values) dump.overflow[index] += value;
+  }
+  return dump;
+}
+
+#endif
+
+BpfSocketEvents::BpfSocketEvents(std::unique_ptr<State> state) : state_(std::move(state)) {}
+BpfSocketEvents::~BpfSocketEvents() = default;
+
+}  // namespace socket_exporter
