@@ -248,7 +248,11 @@ Result<void> EventsCollector::Begin(const ScrapeContext& context) {
       return Fail(open_error_);
     }
     bpf_ = std::move(*opened);
-    spdlog::info("events collector: BPF event counters attached");
+    if (bpf_->Warning().empty()) {
+      spdlog::info("events collector: BPF event counters attached");
+    } else {
+      spdlog::warn("events collector: BPF event counters attached; {}", bpf_->Warning());
+    }
   }
   return bpf_->SetAllNamespaces(all_namespaces_);
 }

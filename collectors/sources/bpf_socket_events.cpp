@@ -30,6 +30,11 @@ Result<void> BpfSocketEvents::SetAllNamespaces(bool /*all*/) {
   return Fail("this build has no BPF support");
 }
 
+const std::string& BpfSocketEvents::Warning() const {
+  static const std::string kNone;
+  return kNone;
+}
+
 Result<EventsDump> BpfSocketEvents::Read() { return Fail("this build has no BPF support"); }
 
 #else
@@ -143,6 +148,7 @@ struct BpfSocketEvents::State {
   bpf_map* overflow = nullptr;
   Settings settings{};
   std::size_t cpus = 0;
+  std::string warning;
 
   ~State() {
     for (bpf_link* link : links) bpf_link__destroy(link);
@@ -191,19 +197,29 @@ Result<std::unique_ptr<BpfSocketEvents>> BpfSocketEvents::Open(std::uint32_t own
   for (const char* name : kPrograms) {
     bpf_program* program = bpf_object__find_program_by_name(state->object, name);
     if (program == nullptr) return Fail(fmt::format("BPF: program {} missing", name));
+    const bool optional = std::strncmp(name, "on_bind_", 8) == 0;
     bpf_link* link = bpf_program__attach(program);
     if (link == nullptr) {
       const int error = errno;
-      return Fail(fmt::format(
-          "BPF: cannot attach to {}: {}{}", bpf_program__section_name(program), ErrnoText(error),
+      const std::string what = fmt::format(
+          "cannot attach to {}: {}{}", bpf_program__section_name(program), ErrnoText(error),
           error == ENOENT ? " (no such tracepoint, or tracefs is not mounted at "
                             "/sys/kernel/tracing)"
-                          : ""));
+                          : "");
+      if (!optional) return Fail("BPF: " + what);
+      // The syscall tracepoints need tracefs; without them bind() failures
+      // are not counted and everything else is.
+      if (state->warning.empty()) {
+        state->warning = "bind() failures are not counted: " + what;
+      }
+      continue;
     }
     state->links.push_back(link);
   }
   return std::unique_ptr<BpfSocketEvents>(new BpfSocketEvents(std::move(state)));
 }
+
+const std::string& BpfSocketEvents::Warning() const { return state_->warning; }
 
 Result<void> BpfSocketEvents::SetAllNamespaces(bool all) {
   if ((state_->settings.all_netns != 0) == all) return {};

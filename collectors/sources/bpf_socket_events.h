@@ -5,18 +5,20 @@
 // Reading costs O(entries in the maps), never O(events): the programs count
 // in per-CPU hash maps and send nothing to user space.
 //
-// Needs: a build with SOCKET_EXPORTER_BPF, kernel BTF, the tracepoints
-// sock:inet_sock_set_state, tcp:tcp_retransmit_skb, tcp:tcp_retransmit_synack,
-// tcp:tcp_send_reset, tcp:tcp_receive_reset, syscalls:sys_{enter,exit}_bind,
-// tracefs mounted (/sys/kernel/tracing or /sys/kernel/debug/tracing: libbpf
-// reads each tracepoint's id there), and CAP_BPF + CAP_PERFMON (or
-// CAP_SYS_ADMIN). Open() names what is missing.
+// Needs: a build with SOCKET_EXPORTER_BPF, kernel BTF, the BTF tracepoints
+// (tp_btf, attached without tracefs) inet_sock_set_state, tcp_retransmit_skb,
+// tcp_retransmit_synack, tcp_send_reset, tcp_receive_reset, and CAP_BPF +
+// CAP_PERFMON (or CAP_SYS_ADMIN); Open() names what is missing. The syscall
+// tracepoints syscalls:sys_{enter,exit}_bind also need tracefs mounted
+// (libbpf reads their ids there): without it Open() succeeds, bind()
+// failures are not counted and Warning() says why.
 //
 // Thread safety: one thread at a time per instance.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "collectors/sources/socket_events_decode.h"
 #include "common/result.h"
@@ -35,6 +37,8 @@ class BpfSocketEvents {
   BpfSocketEvents& operator=(const BpfSocketEvents&) = delete;
 
   Result<void> SetAllNamespaces(bool all);
+  // Non-empty when something optional could not be attached.
+  const std::string& Warning() const;
   // Every entry of the counter maps, and the overflow counters.
   Result<EventsDump> Read();
 

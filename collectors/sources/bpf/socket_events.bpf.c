@@ -4,7 +4,9 @@
 // program does at most one lookup and one increment (or one insert) in a
 // per-CPU hash map; user space sums the per-CPU values at a scrape.
 //
-// Tracepoints (all stable tracepoints, no kprobes, no fentry):
+// Tracepoints (no kprobes, no fentry; the socket ones as BTF tracepoints,
+// tp_btf, which need no tracefs; the bind ones are syscall tracepoints,
+// which do, and are optional: see bpf_socket_events.h):
 //   sock/inet_sock_set_state   TCP SYN_SENT -> ESTABLISHED: connect ok;
 //                              SYN_SENT -> CLOSE: connect failed, the reason
 //                              from sport == 0 (no free local port) or sk_err
@@ -28,13 +30,16 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
 
 #define AF_INET 2
 #define AF_INET6 10
 #define IPPROTO_TCP 6
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2
+#define TCP_TIME_WAIT 6
 #define TCP_CLOSE 7
+#define TCP_NEW_SYN_RECV 12
 #define E2BIG 7
 #define EEXIST 17
 
@@ -198,21 +203,31 @@ static __always_inline int wanted(__u32 netns) {
 
 // ---- connect() outcomes ----------------------------------------------------
 
-SEC("tracepoint/sock/inet_sock_set_state")
-int on_set_state(struct trace_event_raw_inet_sock_set_state *ctx) {
-  if (ctx->protocol != IPPROTO_TCP || ctx->oldstate != TCP_SYN_SENT) return 0;
-  const int newstate = ctx->newstate;
+// Socket-side programs are BTF tracepoints (tp_btf): attached through
+// raw_tracepoint_open, they get the tracepoint's arguments as they are (no
+// formatted record is built for them) and need no tracefs.
+
+static __always_inline __u16 sock_local_port(const struct sock *sk) {
+  return bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
+}
+static __always_inline __u16 sock_remote_port(const struct sock *sk) {
+  return bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(on_set_state, const struct sock *sk, int oldstate, int newstate) {
+  if (oldstate != TCP_SYN_SENT) return 0;
   if (newstate != TCP_ESTABLISHED && newstate != TCP_CLOSE) return 0;
-  const struct sock *sk = ctx->skaddr;
+  if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP) return 0;
   const __u32 netns = netns_of_sock(sk);
   if (!wanted(netns)) return 0;
 
   struct connect_key key = {};
   key.netns = netns;
-  key.remote_port = ctx->dport;
-  key.family = (__u8)ctx->family;
+  key.remote_port = sock_remote_port(sk);
+  key.family = (__u8)BPF_CORE_READ(sk, __sk_common.skc_family);
   if (newstate == TCP_CLOSE) {
-    if (ctx->sport == 0) {
+    if (sock_local_port(sk) == 0) {
       key.outcome = CONNECT_NO_PORT;
     } else {
       key.outcome = CONNECT_CLOSED;
@@ -229,11 +244,13 @@ int on_set_state(struct trace_event_raw_inet_sock_set_state *ctx) {
   dest.outcome = key.outcome;
   dest.error = key.error;
   if (key.family == AF_INET6) {
-    bpf_probe_read_kernel(dest.local, 16, ctx->saddr_v6);
-    bpf_probe_read_kernel(dest.remote, 16, ctx->daddr_v6);
+    BPF_CORE_READ_INTO(&dest.local, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+    BPF_CORE_READ_INTO(&dest.remote, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
   } else {
-    bpf_probe_read_kernel(dest.local, 4, ctx->saddr);
-    bpf_probe_read_kernel(dest.remote, 4, ctx->daddr);
+    __u32 local = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+    __u32 remote = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+    __builtin_memcpy(dest.local, &local, 4);
+    __builtin_memcpy(dest.remote, &remote, 4);
   }
   bump(&destinations, &dest, OVERFLOW_DESTINATIONS);
   return 0;
@@ -274,55 +291,67 @@ static __always_inline const struct net *net_of_sock(const struct sock *sk) {
   return BPF_CORE_READ(sk, __sk_common.skc_net.net);
 }
 
-SEC("tracepoint/tcp/tcp_retransmit_skb")
-int on_retransmit(struct trace_event_raw_tcp_retransmit_skb *ctx) {
-  const struct sock *sk = ctx->skaddr;
+// Counts an event of a full socket. Its local port is read from inet_sport:
+// skc_num is zeroed when the port is released (tcp_set_state(TCP_CLOSE)),
+// before a SO_LINGER 0 close sends its reset.
+static __always_inline void count_sock_event(const struct sock *sk, int direction, __u8 kind) {
+  count_tcp_event(net_of_sock(sk), BPF_CORE_READ(sk, __sk_common.skc_family),
+                  sock_local_port(sk), sock_remote_port(sk), direction, kind);
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(on_retransmit, const struct sock *sk, const struct sk_buff *skb, int err) {
   // A SYN being retransmitted is an active open: outbound.
-  const int direction = ctx->state == TCP_SYN_SENT ? 0 : -1;
-  count_tcp_event(net_of_sock(sk), ctx->family, ctx->sport, ctx->dport, direction, RETRANSMIT);
+  const int direction = BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_SYN_SENT ? 0 : -1;
+  count_sock_event(sk, direction, RETRANSMIT);
   return 0;
 }
 
-SEC("tracepoint/tcp/tcp_retransmit_synack")
-int on_retransmit_synack(struct trace_event_raw_tcp_retransmit_synack *ctx) {
-  const struct sock *sk = ctx->skaddr;  // the listener
-  count_tcp_event(net_of_sock(sk), ctx->family, ctx->sport, ctx->dport, 1, RETRANSMIT);
+SEC("tp_btf/tcp_retransmit_synack")
+int BPF_PROG(on_retransmit_synack, const struct sock *sk, const struct request_sock *req) {
+  // sk is the listener, req the connection being set up: its ports (a
+  // request socket has only the common part: skc_num, skc_dport).
+  const struct sock_common *common = &req->__req_common;
+  count_tcp_event(net_of_sock(sk), BPF_CORE_READ(common, skc_family),
+                  BPF_CORE_READ(common, skc_num), bpf_ntohs(BPF_CORE_READ(common, skc_dport)), 1,
+                  RETRANSMIT);
   return 0;
 }
 
-SEC("tracepoint/tcp/tcp_receive_reset")
-int on_receive_reset(struct trace_event_raw_tcp_event_sk *ctx) {
-  const struct sock *sk = ctx->skaddr;
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(on_receive_reset, struct sock *sk) {
   // A reset in SYN_SENT answers our SYN: outbound.
   const int direction = BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_SYN_SENT ? 0 : -1;
-  count_tcp_event(net_of_sock(sk), ctx->family, ctx->sport, ctx->dport, direction,
-                  RESET_RECEIVED);
+  count_sock_event(sk, direction, RESET_RECEIVED);
   return 0;
 }
 
-SEC("tracepoint/tcp/tcp_send_reset")
-int on_send_reset(struct trace_event_raw_tcp_send_reset *ctx) {
-  // saddr/daddr hold a sockaddr_in or sockaddr_in6: family, then the port
-  // (network byte order); the context's bytes are read with
-  // bpf_probe_read_kernel (the verifier refuses loads through a relocated
-  // offset into the context). Without a socket (a RST to a closed port:
-  // inbound, the refused port is the service), the namespace is the one of
-  // the device the offending segment came in on.
-  const struct sock *sk = ctx->skaddr;
-  const struct net *net;
-  int direction = -1;
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(on_send_reset, const struct sock *sk, const struct sk_buff *skb, int reason) {
+  // With a full socket, its ports. Otherwise (a RST answering a segment for
+  // no socket, a TIME_WAIT or request socket) the ports of the segment being
+  // answered, reversed, and the namespace of the device it came in on; a
+  // RST for no socket refuses a connection to us: inbound.
   if (sk) {
-    net = net_of_sock(sk);
-  } else {
-    const struct sk_buff *skb = ctx->skbaddr;
-    net = BPF_CORE_READ(skb, dev, nd_net.net);
-    direction = 1;
+    const int state = BPF_CORE_READ(sk, __sk_common.skc_state);
+    if (state != TCP_TIME_WAIT && state != TCP_NEW_SYN_RECV) {
+      count_sock_event(sk, -1, RESET_SENT);
+      return 0;
+    }
   }
+  if (!skb) return 0;
+  const unsigned char *head = BPF_CORE_READ(skb, head);
+  const __u16 transport = BPF_CORE_READ(skb, transport_header);
+  struct tcphdr th = {};
+  if (bpf_probe_read_kernel(&th, sizeof(th), head + transport) != 0) return 0;
+  const __u16 protocol = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+  const __u16 family = protocol == ETH_P_IPV6 ? AF_INET6 : AF_INET;
+  const struct net *net = sk ? net_of_sock(sk) : BPF_CORE_READ(skb, dev, nd_net.net);
   if (!net) return 0;
-  __u16 local[2] = {}, remote[2] = {};
-  bpf_probe_read_kernel(local, sizeof(local), ctx->saddr);
-  bpf_probe_read_kernel(remote, sizeof(remote), ctx->daddr);
-  count_tcp_event(net, local[0], bpf_ntohs(local[1]), bpf_ntohs(remote[1]), direction,
+  count_tcp_event(net, family, bpf_ntohs(th.dest), bpf_ntohs(th.source), sk ? -1 : 1,
                   RESET_SENT);
   return 0;
 }
