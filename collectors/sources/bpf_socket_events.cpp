@@ -53,7 +53,7 @@ constexpr const char* kPrograms[] = {
     "on_send_reset", "on_bind_enter", "on_bind_exit",
 };
 
-// The last libbpf warning, to name what is missing when loading fails.
+// The first libbpf warning, to name what is missing when loading fails.
 thread_local std::string last_libbpf_message;
 
 int RememberPrint(enum libbpf_print_level level, const char* format, va_list args) {
@@ -62,8 +62,14 @@ int RememberPrint(enum libbpf_print_level level, const char* format, va_list arg
   std::vsnprintf(text, sizeof(text), format, args);
   std::string line(text);
   while (!line.empty() && line.back() == '\n') line.pop_back();
-  // The verifier log is long; keep the line libbpf sums it up with.
-  if (!line.empty() && line.find("-- BEGIN") == std::string::npos) last_libbpf_message = line;
+  if (line.starts_with("libbpf: ")) line.erase(0, 8);
+  // The first warning names the cause (a map or program that failed); the
+  // verifier log after it is long and the last line only sums up.
+  // (RLIMIT_MEMLOCK: libbpf's try to raise it, not the cause on 5.11+.)
+  if (!line.empty() && last_libbpf_message.empty() && line.find("-- BEGIN") == std::string::npos &&
+      line.find("RLIMIT_MEMLOCK") == std::string::npos) {
+    last_libbpf_message = line;
+  }
   return 0;
 }
 
