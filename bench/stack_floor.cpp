@@ -31,6 +31,7 @@
 #include <string_view>
 #include <vector>
 
+#include "collectors/registry.h"
 #include "config/config.h"
 #include "exporter/app.h"
 #include "exporter/http/web.h"

@@ -7,56 +7,19 @@
 #include <charconv>
 #include <cstring>
 
+#include "collectors/summary.h"
+#include "common/ports.h"
 #include "common/read_file.h"
+#include "config/yaml_reader.h"
 
 namespace socket_exporter {
 namespace {
 
-bool Test(const std::array<std::uint64_t, 1024>& bits, std::uint16_t port) {
-  return (bits[port >> 6] >> (port & 63)) & 1U;
-}
-void Set(std::array<std::uint64_t, 1024>& bits, std::uint16_t port) {
-  bits[port >> 6] |= std::uint64_t{1} << (port & 63);
-}
-// Sets (or clears) the bits of ports first..last, inclusive.
-void SetRange(std::array<std::uint64_t, 1024>& bits, std::uint32_t first, std::uint32_t last,
-              bool value) {
-  while (first <= last) {
-    const std::uint32_t word = first >> 6;
-    const std::uint32_t low = first & 63;
-    const std::uint32_t high = std::min<std::uint32_t>(63, low + (last - first));
-    const std::uint64_t mask = (~std::uint64_t{0} >> (63 - high)) & (~std::uint64_t{0} << low);
-    if (value) {
-      bits[word] |= mask;
-    } else {
-      bits[word] &= ~mask;
-    }
-    first += high - low + 1;
-  }
-}
-std::uint32_t Count(const std::array<std::uint64_t, 1024>& bits) {
-  std::uint32_t n = 0;
-  for (std::uint64_t word : bits) n += static_cast<std::uint32_t>(std::popcount(word));
-  return n;
-}
-
-std::string_view Trim(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
-
-Result<std::uint16_t> ParsePort(std::string_view text, std::string_view what) {
-  unsigned value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value > 65535) {
-    return Fail(fmt::format("{}: \"{}\" is not a port number 0-65535", what, text));
-  }
-  return static_cast<std::uint16_t>(value);
+// ParsePort, its error prefixed with the sysctl it came from.
+Result<std::uint16_t> ParseSysctlPort(std::string_view text, std::string_view sysctl) {
+  auto port = ParsePort(text);
+  if (!port) return Fail(fmt::format("{}: {}", sysctl, port.error().message));
+  return port;
 }
 
 std::string FormatThreshold(double threshold) { return fmt::format("{}", threshold); }
@@ -64,47 +27,74 @@ std::string FormatThreshold(double threshold) { return fmt::format("{}", thresho
 }  // namespace
 
 Result<PortInterval> ParseLocalPortRange(std::string_view text) {
-  text = Trim(text);
+  text = TrimBlanks(text);
   const auto space = text.find_first_of(" \t");
   if (space == std::string_view::npos) {
     return Fail(fmt::format("ip_local_port_range: expected two ports, got \"{}\"", text));
   }
-  auto first = ParsePort(Trim(text.substr(0, space)), "ip_local_port_range");
-  if (!first) return std::unexpected(first.error());
-  auto last = ParsePort(Trim(text.substr(space)), "ip_local_port_range");
-  if (!last) return std::unexpected(last.error());
-  if (*first > *last) {
-    return Fail(
-        fmt::format("ip_local_port_range: first port {} above last port {}", *first, *last));
+  constexpr std::string_view kSysctl = "ip_local_port_range";
+  TRY_ASSIGN(const std::uint16_t first,
+             ParseSysctlPort(TrimBlanks(text.substr(0, space)), kSysctl));
+  TRY_ASSIGN(const std::uint16_t last, ParseSysctlPort(TrimBlanks(text.substr(space)), kSysctl));
+  if (first > last) {
+    return Fail(fmt::format("ip_local_port_range: first port {} above last port {}", first, last));
   }
-  return PortInterval{*first, *last};
+  return PortInterval{first, last};
 }
 
+// The kernel writes the list as "40000-40001,50000".
 Result<std::vector<PortInterval>> ParseReservedPorts(std::string_view text) {
   std::vector<PortInterval> out;
-  text = Trim(text);
+  text = TrimBlanks(text);
   while (!text.empty()) {
     const auto comma = text.find(',');
-    const std::string_view item = Trim(text.substr(0, comma));
+    const std::string_view item = TrimBlanks(text.substr(0, comma));
     text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
     if (item.empty()) return Fail("ip_local_reserved_ports: empty element in list");
-    const auto dash = item.find('-');
-    if (dash == std::string_view::npos) {
-      auto port = ParsePort(item, "ip_local_reserved_ports");
-      if (!port) return std::unexpected(port.error());
-      out.push_back({*port, *port});
-      continue;
-    }
-    auto first = ParsePort(Trim(item.substr(0, dash)), "ip_local_reserved_ports");
-    if (!first) return std::unexpected(first.error());
-    auto last = ParsePort(Trim(item.substr(dash + 1)), "ip_local_reserved_ports");
-    if (!last) return std::unexpected(last.error());
-    if (*first > *last) {
-      return Fail(fmt::format("ip_local_reserved_ports: range \"{}\" runs backwards", item));
-    }
-    out.push_back({*first, *last});
+    auto interval = ParsePortInterval(item);
+    if (!interval) return Fail("ip_local_reserved_ports: " + interval.error().message);
+    out.push_back(*interval);
   }
   return out;
+}
+
+std::shared_ptr<const SectionSettings> ParseEphemeralSettings(yaml::FieldReader& reader,
+                                                              const yaml::Field* section) {
+  static constexpr std::array<std::string_view, 3> kKeys = {
+      "top_destinations", "max_tracked_destinations", "utilization_thresholds"};
+  auto settings = std::make_shared<EphemeralSettings>();
+  if (section == nullptr) return settings;
+  reader.ForEachEntry(
+      *section, [&](const std::string& key, yaml::Position key_pos, const yaml::Field& value) {
+        if (key == "top_destinations") {
+          if (auto v = reader.ParseUint(value, 0, 1000)) settings->top_destinations = *v;
+        } else if (key == "max_tracked_destinations") {
+          if (auto v = reader.ParseUint(value, 1, 10'000'000))
+            settings->max_tracked_destinations = *v;
+        } else if (key == "utilization_thresholds") {
+          if (!value.node.IsSequence()) {
+            reader.Expected(value, "a list of numbers");
+            return;
+          }
+          auto& thresholds = settings->utilization_thresholds;
+          thresholds.clear();
+          std::size_t index = 0;
+          for (const YAML::Node& node : value.node) {
+            const yaml::Field item = yaml::ItemField(value, node, index++);
+            const auto ratio = reader.ParseRatio(item);
+            if (!ratio) continue;
+            // Two equal thresholds would publish the same series twice.
+            if (std::find(thresholds.begin(), thresholds.end(), *ratio) != thresholds.end()) {
+              reader.Error(item, fmt::format("duplicate threshold {}", *ratio));
+              continue;
+            }
+            thresholds.push_back(*ratio);
+          }
+        } else {
+          reader.UnknownKey(*section, key, key_pos, kKeys);
+        }
+      });
+  return settings;
 }
 
 std::size_t EphemeralCollector::DestinationHash::operator()(const Destination& d) const {
@@ -118,33 +108,27 @@ std::size_t EphemeralCollector::DestinationHash::operator()(const Destination& d
 
 Result<void> EphemeralCollector::Begin(const ScrapeContext& context) {
   config_ = context.config;
+  settings_ = &config_->Section<EphemeralSettings>(kEphemeralCollectorName);
   const std::string base = context.procfs_root + "/sys/net/ipv4/";
-  auto range_text = ReadRequiredFile(base + "ip_local_port_range");
-  if (!range_text) return std::unexpected(range_text.error());
-  auto range = ParseLocalPortRange(*range_text);
-  if (!range) return std::unexpected(range.error());
+  TRY_ASSIGN(auto range_text, ReadRequiredFile(base + "ip_local_port_range"));
+  TRY_ASSIGN(range_, ParseLocalPortRange(range_text));
   // Older kernels or restricted procfs may lack the reserved list: none reserved.
   std::vector<PortInterval> reserved;
   if (auto reserved_text = ReadRequiredFile(base + "ip_local_reserved_ports")) {
-    auto parsed = ParseReservedPorts(*reserved_text);
-    if (!parsed) return std::unexpected(parsed.error());
-    reserved = std::move(*parsed);
+    TRY_ASSIGN(reserved, ParseReservedPorts(*reserved_text));
   }
 
-  range_ = *range;
-  usable_.fill(0);
-  // Whole words at a time: a port-by-port loop over a wide range was a
-  // visible share of a small scrape (BENCHMARKS.md).
-  SetRange(usable_, range_.first, range_.last, true);
-  const std::uint32_t range_size = Count(usable_);
-  for (const PortInterval& interval : reserved) {
-    SetRange(usable_, interval.first, interval.last, false);
-  }
-  usable_count_ = Count(usable_);
+  usable_.Clear();
+  // PortSet::Assign sets whole words at a time: a port-by-port loop over a
+  // wide range was a visible share of a small scrape (BENCHMARKS.md).
+  usable_.Assign(range_, true);
+  const std::uint32_t range_size = usable_.Count();
+  for (const PortInterval& interval : reserved) usable_.Assign(interval, false);
+  usable_count_ = usable_.Count();
   reserved_in_range_ = range_size - usable_count_;
   for (PerProtocol& p : protocols_) {
-    p.bind_locked.fill(0);
-    p.used.fill(0);
+    p.bind_locked.Clear();
+    p.used.Clear();
     p.destinations.clear();
     p.untracked_sockets = 0;
   }
@@ -153,20 +137,20 @@ Result<void> EphemeralCollector::Begin(const ScrapeContext& context) {
 
 void EphemeralCollector::Observe(const SocketRecord& record, const Classification& cls) {
   const std::uint16_t port = record.local_port;
-  if (!Test(usable_, port)) return;
+  if (!usable_.Contains(port)) return;
   PerProtocol& p = protocols_[static_cast<std::size_t>(record.protocol)];
-  Set(p.used, port);
+  p.used.Insert(port);
   if (cls.is_listener || HasNoPeer(record)) {
     // A listener, or a socket bound to the port without a peer: connect()
     // will not pick this port for anyone.
-    Set(p.bind_locked, port);
+    p.bind_locked.Insert(port);
     return;
   }
-  if (Test(p.bind_locked, port)) return;  // e.g. accepted on a listener inside R
+  if (p.bind_locked.Contains(port)) return;  // e.g. accepted on a listener inside R
   Destination d{record.local.Normalized(), record.remote.Normalized(), record.remote_port};
   auto it = p.destinations.find(d);
   if (it == p.destinations.end()) {
-    if (p.destinations.size() >= config_->ephemeral.max_tracked_destinations) {
+    if (p.destinations.size() >= settings_->max_tracked_destinations) {
       ++p.untracked_sockets;
       return;
     }
@@ -228,14 +212,11 @@ Result<void> EphemeralCollector::Finish(std::vector<prometheus::MetricFamily>& o
                                  "TIME_WAIT sockets.",
                                  MetricType::Gauge);
 
-  const auto& thresholds = config_->ephemeral.utilization_thresholds;
+  const auto& thresholds = settings_->utilization_thresholds;
   for (Protocol protocol : {Protocol::kTcp, Protocol::kUdp}) {
     PerProtocol& p = protocols_[static_cast<std::size_t>(protocol)];
     const std::string proto(ProtocolName(protocol));
-    std::uint32_t locked_count = 0;
-    for (std::size_t i = 0; i < p.bind_locked.size(); ++i) {
-      locked_count += static_cast<std::uint32_t>(std::popcount(p.bind_locked[i] & usable_[i]));
-    }
+    const std::uint32_t locked_count = p.bind_locked.CountCommon(usable_);
     const std::uint32_t cap = usable_count_ - locked_count;
     auto ratio = [cap](std::uint32_t n) {
       return cap == 0 ? 1.0 : static_cast<double>(n) / static_cast<double>(cap);
@@ -250,7 +231,7 @@ Result<void> EphemeralCollector::Finish(std::vector<prometheus::MetricFamily>& o
     }
     AddGauge(locked, {{"protocol", proto}}, locked_count);
     AddGauge(capacity, {{"protocol", proto}}, cap);
-    AddGauge(used, {{"protocol", proto}}, Count(p.used));
+    AddGauge(used, {{"protocol", proto}}, p.used.Count());
     AddGauge(max_ratio, {{"protocol", proto}},
              p.destinations.empty() && cap > 0 ? 0.0 : ratio(max_ports));
     AddGauge(destinations, {{"protocol", proto}}, static_cast<double>(p.destinations.size()));
@@ -261,7 +242,7 @@ Result<void> EphemeralCollector::Finish(std::vector<prometheus::MetricFamily>& o
     AddGauge(untracked, {{"protocol", proto}}, static_cast<double>(p.untracked_sockets));
 
     // Top K destinations by ports used; ties broken by address for stable output.
-    const std::size_t k = config_->ephemeral.top_destinations;
+    const std::size_t k = settings_->top_destinations;
     if (k == 0 || p.destinations.empty()) continue;
     std::vector<std::pair<const Destination*, Use>> ranked;
     ranked.reserve(p.destinations.size());
@@ -290,6 +271,96 @@ Result<void> EphemeralCollector::Finish(std::vector<prometheus::MetricFamily>& o
     }
   }
   return {};
+}
+
+void WriteEphemeralTables(const std::vector<prometheus::MetricFamily>& families,
+                          const Config& /*config*/, std::ostream& out) {
+  const std::string problem = CollectorProblem(families, "ephemeral");
+  const auto start = Sample(families, "socket_ephemeral_range_start_port");
+  if (!problem.empty() || !start) {
+    out << "Ephemeral ports:\n" << (problem.empty() ? "(no ephemeral metrics)" : problem) << "\n";
+    return;
+  }
+  out << "Ephemeral ports (range " << Count(*start) << "-"
+      << Count(Sample(families, "socket_ephemeral_range_end_port").value_or(0)) << ": "
+      << Count(Sample(families, "socket_ephemeral_range_ports").value_or(0)) << " usable, "
+      << Count(Sample(families, "socket_ephemeral_reserved_ports").value_or(0)) << " reserved):\n";
+
+  // Thresholds in the order the collector publishes them (the config's).
+  std::vector<std::string> thresholds;
+  if (const auto* above = FindFamily(families, "socket_ephemeral_destinations_above_ratio")) {
+    for (const auto& metric : above->metric) {
+      const std::string threshold(LabelOf(metric, "threshold"));
+      if (!Contains(thresholds, threshold)) thresholds.push_back(threshold);
+    }
+  }
+  std::vector<std::string> header{"protocol",   "bind_locked",  "capacity",
+                                  "ports_used", "destinations", "max_utilization"};
+  for (const std::string& threshold : thresholds) header.push_back(">=" + threshold);
+  header.push_back("untracked");
+  std::vector<bool> right(header.size(), true);
+  right[0] = false;
+  Table table(std::move(header), std::move(right));
+  std::map<std::string, double> capacity;
+  for (const char* protocol : {"tcp", "udp"}) {
+    const auto value = [&](std::string_view name) {
+      return Sample(families, name, "protocol", protocol).value_or(0);
+    };
+    capacity[protocol] = value("socket_ephemeral_capacity_ports");
+    std::vector<std::string> row{
+        protocol,
+        Count(value("socket_ephemeral_bind_locked_ports")),
+        Count(capacity[protocol]),
+        Count(value("socket_ephemeral_ports_used")),
+        Count(value("socket_ephemeral_destinations")),
+        Ratio(value("socket_ephemeral_destination_utilization_max_ratio"))};
+    const auto* above = FindFamily(families, "socket_ephemeral_destinations_above_ratio");
+    for (const std::string& threshold : thresholds) {
+      double n = 0;
+      for (const auto& metric : above->metric) {
+        if (LabelOf(metric, "protocol") == protocol && LabelOf(metric, "threshold") == threshold) {
+          n += ValueOf(*above, metric);
+        }
+      }
+      row.push_back(Count(n));
+    }
+    row.push_back(Count(value("socket_ephemeral_untracked_sockets")));
+    table.Add(std::move(row));
+  }
+  table.Write(out);
+  out << '\n';
+
+  out << "Top destinations (socket_ephemeral_destination_ports_used):\n";
+  const auto* used = FindFamily(families, "socket_ephemeral_destination_ports_used");
+  const auto* time_wait = FindFamily(families, "socket_ephemeral_destination_time_wait_ports");
+  if (used == nullptr || used->metric.empty()) {
+    out << "(none)\n";
+    return;
+  }
+  const auto destination_of = [](const prometheus::ClientMetric& metric) {
+    return fmt::format("{} {} {} {}", LabelOf(metric, "protocol"), LabelOf(metric, "local_address"),
+                       LabelOf(metric, "remote_address"), LabelOf(metric, "remote_port"));
+  };
+  std::map<std::string, double> time_wait_of;
+  if (time_wait != nullptr) {
+    for (const auto& metric : time_wait->metric) {
+      time_wait_of[destination_of(metric)] = ValueOf(*time_wait, metric);
+    }
+  }
+  Table top({"protocol", "local_address", "remote_address", "remote_port", "ports_used",
+             "time_wait", "utilization"},
+            {false, false, false, true, true, true, true});
+  // The collector already ranks them (busiest first, ties by address).
+  for (const auto& metric : used->metric) {
+    const std::string protocol(LabelOf(metric, "protocol"));
+    const double ports = ValueOf(*used, metric);
+    const double cap = capacity[protocol];
+    top.Add({protocol, std::string(LabelOf(metric, "local_address")),
+             std::string(LabelOf(metric, "remote_address")),
+             std::string(LabelOf(metric, "remote_port")), Count(ports),
+             Count(time_wait_of[destination_of(metric)]), Ratio(cap == 0 ? 1.0 : ports / cap)});
+  }
+  top.Write(out);
 }
 
 }  // namespace socket_exporter

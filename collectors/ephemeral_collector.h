@@ -21,6 +21,7 @@
 
 #include <array>
 #include <cstdint>
+#include <ostream>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -29,6 +30,25 @@
 
 namespace socket_exporter {
 
+inline constexpr std::string_view kEphemeralCollectorName = "ephemeral";
+
+// The `ephemeral:` section of the config file.
+struct EphemeralSettings : SectionSettings {
+  // Series of socket_ephemeral_destination_ports_used: the K busiest
+  // destinations. 0 turns the per-destination series off.
+  std::uint32_t top_destinations = 10;
+  // Size cap of the per-scrape destination table; destinations beyond it are
+  // counted in socket_ephemeral_untracked_sockets.
+  std::uint32_t max_tracked_destinations = 65536;
+  // socket_ephemeral_destinations_above_ratio{threshold} is published for each.
+  std::vector<double> utilization_thresholds = {0.5, 0.8, 0.9};
+};
+std::shared_ptr<const SectionSettings> ParseEphemeralSettings(yaml::FieldReader& reader,
+                                                              const yaml::Field* section);
+// Its tables in --summary.
+void WriteEphemeralTables(const std::vector<prometheus::MetricFamily>& families,
+                          const Config& config, std::ostream& out);
+
 // "32768\t60999\n" -> {32768, 60999}.
 Result<PortInterval> ParseLocalPortRange(std::string_view text);
 // "" / "40000-40001,50000\n" -> intervals. Errors name the bad element.
@@ -36,13 +56,11 @@ Result<std::vector<PortInterval>> ParseReservedPorts(std::string_view text);
 
 class EphemeralCollector : public Collector {
  public:
-  std::string_view Name() const override { return "ephemeral"; }
   Result<void> Begin(const ScrapeContext& context) override;
   void Observe(const SocketRecord& record, const Classification& cls) override;
   Result<void> Finish(std::vector<prometheus::MetricFamily>& out) override;
 
  private:
-  using PortBits = std::array<std::uint64_t, 1024>;  // one bit per port
   struct Destination {
     IpAddress local;
     IpAddress remote;
@@ -57,15 +75,16 @@ class EphemeralCollector : public Collector {
     std::uint32_t time_wait = 0;  // of which in TIME_WAIT
   };
   struct PerProtocol {
-    PortBits bind_locked{};
-    PortBits used{};
+    PortSet bind_locked;
+    PortSet used;
     std::unordered_map<Destination, Use, DestinationHash> destinations;
     std::uint64_t untracked_sockets = 0;
   };
 
   std::shared_ptr<const Config> config_;
+  const EphemeralSettings* settings_ = nullptr;  // held by config_
   PortInterval range_{};
-  PortBits usable_{};  // R
+  PortSet usable_;  // R
   std::uint32_t usable_count_ = 0;
   std::uint32_t reserved_in_range_ = 0;
   std::array<PerProtocol, 2> protocols_;

@@ -4,10 +4,12 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <tuple>
 
 #include "collectors/sources/netns_discovery.h"
+#include "config/yaml_reader.h"
 
 namespace socket_exporter {
 namespace {
@@ -54,6 +56,22 @@ std::uint32_t OwnNetnsInode() {
 }
 
 }  // namespace
+
+std::shared_ptr<const SectionSettings> ParseEventsSettings(yaml::FieldReader& reader,
+                                                           const yaml::Field* section) {
+  static constexpr std::array<std::string_view, 1> kKeys = {"top_destinations"};
+  auto settings = std::make_shared<EventsSettings>();
+  if (section == nullptr) return settings;
+  reader.ForEachEntry(
+      *section, [&](const std::string& key, yaml::Position key_pos, const yaml::Field& value) {
+        if (key == "top_destinations") {
+          if (auto v = reader.ParseUint(value, 0, 1000)) settings->top_destinations = *v;
+        } else {
+          reader.UnknownKey(*section, key, key_pos, kKeys);
+        }
+      });
+  return settings;
+}
 
 std::string_view ConnectResultName(ConnectOutcome outcome, std::int32_t error) {
   switch (outcome) {
@@ -156,9 +174,9 @@ void BuildEventFamilies(const DecodedEvents& events, const Config& config, const
   for (const auto& [key, total] : failures) ranked.emplace_back(total, key);
   std::stable_sort(ranked.begin(), ranked.end(),
                    [](const auto& a, const auto& b) { return a.first > b.first; });
-  if (ranked.size() > config.events.top_destinations) {
-    ranked.resize(config.events.top_destinations);
-  }
+  const std::uint32_t top_destinations =
+      config.Section<EventsSettings>(kEventsCollectorName).top_destinations;
+  if (ranked.size() > top_destinations) ranked.resize(top_destinations);
   std::map<Destination, bool> top;
   for (const auto& item : ranked) top[item.second] = true;
   Series destinations;

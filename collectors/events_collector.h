@@ -5,9 +5,11 @@
 // resets. It reads no socket table (UsesSockets() is false): a scrape reads
 // the counter maps, O(entries), and turns them into counters here.
 //
-// Namespaces: without the netns collector only the exporter's own namespace
+// Namespaces: without the netns scrape mode only the exporter's own namespace
 // is counted (filtered in the kernel); with it, every namespace, labelled
-// netns as the socket collectors label theirs (collectors/sources/netns_discovery.h).
+// netns as the socket collectors label theirs (collectors/sources/netns_discovery.h):
+// the collector reads no sockets, so the mode runs it once for all namespaces
+// (ScrapeContext::all_namespaces).
 //
 // The BPF object is loaded at the first Begin; when it cannot load (no BPF in
 // the build, no CAP_BPF/CAP_PERFMON, a tracepoint missing) Begin fails with
@@ -37,6 +39,15 @@ namespace socket_exporter {
 
 inline constexpr std::string_view kEventsCollectorName = "events";
 
+// The `events:` section of the config file.
+struct EventsSettings : SectionSettings {
+  // Series of socket_connect_destination_failures_total: the K destinations
+  // with the most failed connects. 0 turns the per-destination series off.
+  std::uint32_t top_destinations = 10;
+};
+std::shared_ptr<const SectionSettings> ParseEventsSettings(yaml::FieldReader& reader,
+                                                           const yaml::Field* section);
+
 // Label value of socket_connects_total's `result`.
 std::string_view ConnectResultName(ConnectOutcome outcome, std::int32_t error);
 // Label value of socket_bind_failures_total's `result` for bind()'s errno.
@@ -53,6 +64,8 @@ struct EventsView {
 };
 
 // Appends the events families for decoded map contents (no kernel access).
+// config gives the port ranges and service names; it was parsed with the
+// events section (the registry's schema).
 void BuildEventFamilies(const DecodedEvents& events, const Config& config, const EventsView& view,
                         std::vector<prometheus::MetricFamily>& out);
 
@@ -60,7 +73,6 @@ class EventsCollector : public Collector {
  public:
   EventsCollector();
   ~EventsCollector() override;
-  std::string_view Name() const override { return kEventsCollectorName; }
   bool UsesSockets() const override { return false; }
   Result<void> Begin(const ScrapeContext& context) override;
   Result<void> Finish(std::vector<prometheus::MetricFamily>& out) override;

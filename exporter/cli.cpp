@@ -81,20 +81,26 @@ std::optional<int> ParseCommandLine(int argc, const char* const* argv, Options& 
         ->check(CLI::IsMember({"inbound", "outbound"}));
   }
 
-  // --collector.NAME / --no-collector.NAME for every registered collector.
-  std::vector<std::pair<std::string, std::int64_t>> collector_flags;
-  collector_flags.reserve(AllCollectors().size());
+  // --collector.NAME / --no-collector.NAME for every registered collector
+  // and scrape mode.
+  struct Switch {
+    std::string_view name;
+    std::string_view help;
+    bool enabled_by_default;
+    std::int64_t value = 0;  // CLI11 counts: +1 per --collector.X, -1 per --no-collector.X
+  };
+  std::vector<Switch> switches;
   for (const CollectorInfo& info : AllCollectors()) {
-    collector_flags.emplace_back(std::string(info.name), 0);
+    switches.push_back({info.name, info.help, info.enabled_by_default});
   }
-  for (auto& [name, value] : collector_flags) {
-    const CollectorInfo* info = nullptr;
-    for (const CollectorInfo& candidate : AllCollectors()) {
-      if (candidate.name == name) info = &candidate;
-    }
-    app.add_flag(fmt::format("--collector.{},!--no-collector.{}", name, name), value,
-                 fmt::format("Enable the {} collector: {} (default: {})", name, info->help,
-                             info->enabled_by_default ? "enabled" : "disabled"))
+  for (const ScrapeModeInfo& mode : AllScrapeModes()) {
+    switches.push_back({mode.name, mode.help, mode.enabled_by_default});
+  }
+  for (Switch& entry : switches) {
+    app.add_flag(fmt::format("--collector.{},!--no-collector.{}", entry.name, entry.name),
+                 entry.value,
+                 fmt::format("Enable the {} collector: {} (default: {})", entry.name, entry.help,
+                             entry.enabled_by_default ? "enabled" : "disabled"))
         ->group("Collectors");
   }
 
@@ -103,9 +109,9 @@ std::optional<int> ParseCommandLine(int argc, const char* const* argv, Options& 
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  for (const auto& [name, value] : collector_flags) {
-    if (value > 0) options.collector_overrides[name] = true;
-    if (value < 0) options.collector_overrides[name] = false;
+  for (const Switch& entry : switches) {
+    if (entry.value > 0) options.collector_overrides[std::string(entry.name)] = true;
+    if (entry.value < 0) options.collector_overrides[std::string(entry.name)] = false;
   }
   return std::nullopt;
 }

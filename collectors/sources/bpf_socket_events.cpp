@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "collectors/sources/bpf/socket_events_embedded.h"
+#include "common/errno_text.h"
 #endif
 
 namespace socket_exporter {
@@ -73,8 +74,6 @@ int RememberPrint(enum libbpf_print_level level, const char* format, va_list arg
   return 0;
 }
 
-std::string ErrnoText(int error) { return std::strerror(error < 0 ? -error : error); }
-
 // One entry at a time: two syscalls per entry (the fallback where batch
 // lookups are not supported).
 Result<void> ReadMapByKey(bpf_map* map, MapDump& dump) {
@@ -123,7 +122,7 @@ Result<MapDump> ReadMap(bpf_map* map, std::size_t cpus) {
     const int error = rc != 0 ? errno : 0;
     if (rc != 0 && error != ENOENT) {
       if (first && (error == EINVAL || error == ENOTSUP || error == EOPNOTSUPP)) {
-        if (auto ok = ReadMapByKey(map, dump); !ok) return std::unexpected(ok.error());
+        TRY(ReadMapByKey(map, dump));
         return dump;
       }
       return Fail(fmt::format("BPF: cannot read map {}: {}", bpf_map__name(map), ErrnoText(error)));
@@ -241,18 +240,10 @@ Result<void> BpfSocketEvents::SetAllNamespaces(bool all) {
 
 Result<EventsDump> BpfSocketEvents::Read() {
   EventsDump dump;
-  auto read = [&](bpf_map* map, MapDump& into) -> Result<void> {
-    auto got = ReadMap(map, state_->cpus);
-    if (!got) return std::unexpected(got.error());
-    into = std::move(*got);
-    return {};
-  };
-  if (auto ok = read(state_->connects, dump.connects); !ok) return std::unexpected(ok.error());
-  if (auto ok = read(state_->destinations, dump.destinations); !ok) {
-    return std::unexpected(ok.error());
-  }
-  if (auto ok = read(state_->binds, dump.binds); !ok) return std::unexpected(ok.error());
-  if (auto ok = read(state_->tcp_events, dump.tcp_events); !ok) return std::unexpected(ok.error());
+  TRY_ASSIGN(dump.connects, ReadMap(state_->connects, state_->cpus));
+  TRY_ASSIGN(dump.destinations, ReadMap(state_->destinations, state_->cpus));
+  TRY_ASSIGN(dump.binds, ReadMap(state_->binds, state_->cpus));
+  TRY_ASSIGN(dump.tcp_events, ReadMap(state_->tcp_events, state_->cpus));
   std::vector<std::uint64_t> values(state_->cpus);
   for (std::uint32_t index = 0; index < kEventMapCount; ++index) {
     if (bpf_map_lookup_elem(bpf_map__fd(state_->overflow), &index, values.data()) != 0) {

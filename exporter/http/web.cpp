@@ -12,6 +12,7 @@
 #include <mutex>
 #include <set>
 
+#include "common/ports.h"
 #include "common/version.h"
 #include "exporter/http/web_auth.h"
 
@@ -145,12 +146,11 @@ Result<ListenAddress> ParseOneAddress(std::string_view text) {
   }
   std::string_view host = text.substr(0, colon);
   const std::string_view port = text.substr(colon + 1);
-  unsigned value = 0;
-  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (port.empty() || ec != std::errc() || end != port.data() + port.size() || value > 65535) {
+  const auto parsed_port = ParsePort(port);
+  if (!parsed_port) {
     return Fail(fmt::format("--web.listen-address \"{}\": port must be a number 0-65535", text));
   }
-  address.port = static_cast<std::uint16_t>(value);
+  address.port = *parsed_port;
   if (!host.empty() && host.front() == '[') {
     if (host.size() < 3 || host.back() != ']') {
       return Fail(fmt::format(
@@ -225,12 +225,11 @@ Result<std::vector<ListenAddress>> ParseListenAddresses(std::string_view value) 
     if (item.empty()) {
       return Fail(fmt::format("--web.listen-address \"{}\": empty address in the list", value));
     }
-    auto address = ParseOneAddress(item);
-    if (!address) return std::unexpected(address.error());
-    if (address->port != 0 && !seen.insert(std::string(item)).second) {
+    TRY_ASSIGN(auto address, ParseOneAddress(item));
+    if (address.port != 0 && !seen.insert(std::string(item)).second) {
       return Fail(fmt::format("--web.listen-address \"{}\" is given twice", item));
     }
-    out.push_back(std::move(*address));
+    out.push_back(std::move(address));
     if (comma == std::string_view::npos) break;
     start = comma + 1;
   }
@@ -260,8 +259,7 @@ std::vector<std::string> CivetOptions(const std::string& listening_ports, int th
 
 Result<std::unique_ptr<WebServer>> WebServer::Start(
     const WebOptions& options, std::shared_ptr<prometheus::Collectable> metrics) {
-  auto addresses = ParseListenAddresses(options.listen_address);
-  if (!addresses) return std::unexpected(addresses.error());
+  TRY_ASSIGN(auto addresses, ParseListenAddresses(options.listen_address));
   if (options.telemetry_path.empty() || options.telemetry_path.front() != '/' ||
       options.telemetry_path == "/") {
     return Fail(fmt::format("--web.telemetry-path \"{}\": expected a path like /metrics",
@@ -290,21 +288,18 @@ Result<std::unique_ptr<WebServer>> WebServer::Start(
   std::vector<FrontAddress> front_addresses;
   std::vector<bool> via_front;
   std::string civet_listening;
-  for (const ListenAddress& address : *addresses) {
+  for (const ListenAddress& address : addresses) {
     const bool front = impl->tls || address.ipv6;
     via_front.push_back(front);
     if (front) {
-      auto front_address = ToFrontAddress(address);
-      if (!front_address) return std::unexpected(front_address.error());
-      front_addresses.push_back(std::move(*front_address));
+      TRY_ASSIGN(FrontAddress front_address, ToFrontAddress(address));
+      front_addresses.push_back(std::move(front_address));
     } else {
       civet_listening += (civet_listening.empty() ? "" : ",") + CivetPort(address);
     }
   }
   if (!front_addresses.empty()) {
-    auto front = FrontEnd::Listen(front_addresses, options.front_end);
-    if (!front) return std::unexpected(front.error());
-    impl->front = std::move(*front);
+    TRY_ASSIGN(impl->front, FrontEnd::Listen(front_addresses, options.front_end));
     civet_listening += (civet_listening.empty() ? "" : ",") + std::string("127.0.0.1:0");
   }
 
@@ -328,14 +323,14 @@ Result<std::unique_ptr<WebServer>> WebServer::Start(
     auto started = impl->front->Start(static_cast<std::uint16_t>(impl->internal_port), tls_context);
     if (!started) {
       WebServer cleanup(std::move(impl));  // unregisters and stops CivetWeb
-      return std::unexpected(started.error());
+      return Fail(std::move(started).error().message);
     }
   }
   std::size_t next_civet = 0;
   std::size_t next_front = 0;
-  for (std::size_t i = 0; i < addresses->size(); ++i) {
+  for (std::size_t i = 0; i < addresses.size(); ++i) {
     ListenEndpoint endpoint;
-    endpoint.address = (*addresses)[i].text;
+    endpoint.address = (addresses)[i].text;
     endpoint.tls = impl->tls;
     endpoint.port = via_front[i] ? front_ports[next_front++] : impl->civet_ports[next_civet++];
     impl->endpoints.push_back(std::move(endpoint));

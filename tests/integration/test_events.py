@@ -6,7 +6,6 @@ exactly those numbers, per result and service. The same activity in a second
 namespace at the same time must not be counted. Then, with --collector.netns,
 the second namespace's events appear under its own netns label."""
 
-import ctypes
 import errno
 import http.client
 import os
@@ -25,8 +24,6 @@ install_cleanup()
 require_netns()
 res = Results()
 
-_libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
 
 CONFIG = """
 services:
@@ -46,31 +43,6 @@ REFUSED = 3
 TIMED_OUT = 2
 RESETS = 4
 BIND_CONFLICTS = 3
-
-
-def in_ns(ns, fn, *fn_args):
-    """Runs fn on a thread moved into ns (setns is per thread); returns its
-    result or raises its exception."""
-    out = {}
-
-    def run():
-        try:
-            fd = os.open(f"/var/run/netns/{ns.name}", os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                if _libc.setns(fd, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns")
-            finally:
-                os.close(fd)
-            out["value"] = fn(*fn_args)
-        except BaseException as e:  # re-raised by the caller
-            out["error"] = e
-
-    t = threading.Thread(target=run)
-    t.start()
-    t.join(120)
-    if "error" in out:
-        raise out["error"]
-    return out.get("value")
 
 
 class Nsenter:
@@ -238,7 +210,7 @@ other = fresh("evo")
 SCRAPES = 1  # the scrape after the workload is a connect too
 exp = ExporterProcess(args.exporter, "--collector.events", f"--config.file={config_path}",
                      ns=Nsenter(ns), listen="127.0.0.1:18085")
-before = in_ns(ns, scrape, exp.port)
+before = in_netns(ns, scrape, exp.port)
 success = total(before, "socket_exporter_collector_success", collector="events")
 if success != 1:
     log = "".join(exp.log)
@@ -250,11 +222,11 @@ if success != 1:
 
 # The same workload in another namespace at the same time: not counted.
 other_result = {}
-other_thread = threading.Thread(target=lambda: other_result.update(in_ns(other, workload)))
+other_thread = threading.Thread(target=lambda: other_result.update(in_netns(other, workload)))
 other_thread.start()
-got = in_ns(ns, measured_workload)
+got = in_netns(ns, measured_workload)
 other_thread.join(60)
-after = in_ns(ns, scrape, exp.port)
+after = in_netns(ns, scrape, exp.port)
 exp.stop()
 
 res.equal(got.get(("connect", "no_ports", "web")), NO_PORTS,
@@ -328,7 +300,7 @@ exp = ExporterProcess(args.exporter, "--collector.events", "--collector.netns",
                       f"--config.file={config_path}")
 status, _, text = exp.get("/metrics", timeout=60)
 before = parse_exposition(text)
-got = in_ns(other, workload)
+got = in_netns(other, workload)
 status, _, text = exp.get("/metrics", timeout=60)
 after = parse_exposition(text)
 exp.stop()

@@ -13,6 +13,7 @@
 #include <map>
 #include <string>
 
+#include "collectors/registry.h"
 #include "collectors/sources/socket_events_decode.h"
 #include "config/config.h"
 
@@ -261,9 +262,23 @@ TEST(EventsFamilies, AllNamespacesAreLabelled) {
             100.0);
 }
 
+TEST(EventsSettings, SectionDefaultsAndErrors) {
+  auto absent = ParseConfig("", "test.yaml");
+  ASSERT_TRUE(absent.has_value()) << absent.error().message;
+  EXPECT_EQ((*absent)->Section<EventsSettings>(kEventsCollectorName).top_destinations, 10u);
+  auto bad = ParseConfig("events:\n  top_destinations: 1001\n  top_destination: 1\n", "test.yaml");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().message,
+            "test.yaml:2:21: events.top_destinations: expected an integer between 0 and 1000, "
+            "got '1001'\n"
+            "test.yaml:3:3: events: unknown key 'top_destination', did you mean "
+            "'top_destinations'?");
+}
+
 TEST(EventsFamilies, TopDestinationsByFailures) {
   auto config = ParseConfig("events:\n  top_destinations: 2\n", "test.yaml");
   ASSERT_TRUE(config.has_value()) << config.error().message;
+  EXPECT_EQ((*config)->Section<EventsSettings>(kEventsCollectorName).top_destinations, 2u);
   DecodedEvents events;
   auto dest = [](std::uint8_t last, std::uint16_t port, ConnectOutcome outcome, std::int32_t error,
                  std::uint64_t count) {

@@ -36,6 +36,7 @@
 
 #include "collectors/classifier.h"
 #include "collectors/connections_collector.h"
+#include "collectors/registry.h"
 #include "collectors/sources/netlink_parser.h"
 #include "collectors/sources/netlink_source.h"
 #include "collectors/sources/procnet_parser.h"
@@ -208,7 +209,7 @@ TEST(HostileNetlink, DoneAndErrorCarryingIntMin) {
     ASSERT_TRUE(status.has_value()) << status.error().message;
     EXPECT_TRUE(status->done);
     EXPECT_EQ(status->kernel_errno, INT_MAX);
-    EXPECT_EQ(KernelErrorText(status->kernel_errno), "unknown error 2147483647");
+    EXPECT_EQ(ErrnoText(status->kernel_errno), "unknown error 2147483647");
   }
   Row("netlink: NLMSG_DONE / NLMSG_ERROR with status INT_MIN",
       "request over with kernel error INT_MAX (\"unknown error 2147483647\"); was signed "

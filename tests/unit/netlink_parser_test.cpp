@@ -531,7 +531,7 @@ TEST(NetlinkParser, ErrorMessageReportsTheErrno) {
   EXPECT_EQ(status->records, 1U);
   ASSERT_EQ(sink.records.size(), 1U);
   EXPECT_EQ(sink.records[0].local_port, 22);
-  EXPECT_EQ(KernelErrorText(EPERM), "Operation not permitted (EPERM)");
+  EXPECT_EQ(ErrnoText(EPERM), "Operation not permitted (EPERM)");
 }
 
 TEST(NetlinkParser, DoneWithAnErrorReportsIt) {
@@ -540,7 +540,7 @@ TEST(NetlinkParser, DoneWithAnErrorReportsIt) {
   ASSERT_TRUE(status.has_value());
   EXPECT_TRUE(status->done);
   EXPECT_EQ(status->kernel_errno, ENOBUFS);
-  EXPECT_NE(KernelErrorText(status->kernel_errno).find("ENOBUFS"), std::string::npos);
+  EXPECT_NE(ErrnoText(status->kernel_errno).find("ENOBUFS"), std::string::npos);
 }
 
 TEST(NetlinkParser, EndsDumpOnDoneErrorAndOverrunOnly) {
