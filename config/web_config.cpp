@@ -354,13 +354,13 @@ class Parser {
       }
       if (!hash_node.IsScalar()) {
         diagnostics_.Add(ValuePosition(hash_node, user_pos),
-                         fmt::format("basic_auth_users.{}: expected a bcrypt hash, found {}", user,
-                                     NodeKind(hash_node)));
+                         fmt::format("basic_auth_users.{}: expected a bcrypt hash, found {}",
+                                     yaml::Sanitize(user), NodeKind(hash_node)));
         continue;
       }
       if (auto problem = BcryptHashProblem(hash_node.Scalar())) {
         diagnostics_.Add(ValuePosition(hash_node, user_pos),
-                         fmt::format("basic_auth_users.{}: {}", user, *problem));
+                         fmt::format("basic_auth_users.{}: {}", yaml::Sanitize(user), *problem));
         continue;
       }
       config_.basic_auth_users.emplace(user, hash_node.Scalar());

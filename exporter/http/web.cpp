@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <netdb.h>
 #include <prometheus/exposer.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <charconv>
 #include <cstring>
@@ -23,9 +25,9 @@ struct WebServer::Impl {
   std::shared_ptr<prometheus::Collectable> metrics;
   std::string landing_page;
   CivetCallbacks callbacks{};
-  std::unique_ptr<FrontEnd> front;  // null when CivetWeb serves every address itself
+  std::unique_ptr<FrontEnd> front;  // owns every public socket
   std::unique_ptr<prometheus::Exposer> exposer;
-  std::vector<int> civet_ports;  // every CivetWeb listener, the internal one last
+  std::vector<int> civet_ports;  // CivetWeb's listeners: the internal one only
   int internal_port = 0;
   bool tls = false;
   std::vector<ListenEndpoint> endpoints;
@@ -78,13 +80,13 @@ int BeginRequest(mg_connection* conn) {
              head);
     return 1;
   }
-  if (impl->front && info->server_port == impl->internal_port) {
-    // The internal port carries what the front end relays, after TLS and
-    // client certificate checks. Anyone else talking to it directly would
-    // skip those checks.
+  {
+    // CivetWeb listens on the internal port only, which carries what the
+    // front end hands on after its TLS, client certificate and request
+    // checks. Anyone else talking to it directly would skip those checks.
     const bool from_relay =
-        std::string_view(info->remote_addr) == "127.0.0.1" && info->remote_port > 0 &&
-        info->remote_port <= 65535 &&
+        impl->front && std::string_view(info->remote_addr) == "127.0.0.1" &&
+        info->remote_port > 0 && info->remote_port <= 65535 &&
         impl->front->relay_ports().Contains(static_cast<std::uint16_t>(info->remote_port));
     if (!from_relay) {
       SendText(conn, 403, "Forbidden", "text/plain; charset=utf-8",
@@ -182,15 +184,22 @@ Result<ListenAddress> ParseOneAddress(std::string_view text) {
   return address;
 }
 
-// CivetWeb's listening_ports syntax for an IPv4 address.
-std::string CivetPort(const ListenAddress& address) {
-  if (address.host.empty() || address.host == "0.0.0.0") return std::to_string(address.port);
-  return fmt::format("{}:{}", address.host, address.port);
-}
-
 Result<FrontAddress> ToFrontAddress(const ListenAddress& address) {
   FrontAddress out;
   out.text = address.text;
+  if (address.host.empty()) {
+    // ":PORT": every IPv6 and IPv4 address, as in Go programs; IPv4 alone
+    // where the host has no IPv6.
+    sockaddr_in6 any{};
+    any.sin6_family = AF_INET6;
+    any.sin6_port = htons(address.port);
+    any.sin6_addr = in6addr_any;
+    std::memcpy(&out.address, &any, sizeof(any));
+    out.address_length = sizeof(any);
+    out.dual_stack = true;
+    out.ipv4_fallback = true;
+    return out;
+  }
   addrinfo hints{};
   hints.ai_family = address.ipv6 ? AF_INET6 : AF_INET;
   hints.ai_socktype = SOCK_STREAM;
@@ -210,6 +219,18 @@ Result<FrontAddress> ToFrontAddress(const ListenAddress& address) {
     out.dual_stack = IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr);
   }
   return out;
+}
+
+// Each open connection holds a descriptor: raise the soft limit to the hard
+// one (Go programs such as node_exporter do the same at startup).
+void RaiseOpenFilesLimit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  const rlim_t before = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    spdlog::debug("open files limit raised from {} to {}", before, limit.rlim_cur);
+  }
 }
 
 }  // namespace
@@ -284,24 +305,16 @@ Result<std::unique_ptr<WebServer>> WebServer::Start(
     tls_context = std::move(*built);
   }
 
-  // Which addresses CivetWeb serves itself and which go through the front end.
+  // The front end owns every public address; CivetWeb listens on the
+  // internal port only.
   std::vector<FrontAddress> front_addresses;
-  std::vector<bool> via_front;
-  std::string civet_listening;
   for (const ListenAddress& address : addresses) {
-    const bool front = impl->tls || address.ipv6;
-    via_front.push_back(front);
-    if (front) {
-      TRY_ASSIGN(FrontAddress front_address, ToFrontAddress(address));
-      front_addresses.push_back(std::move(front_address));
-    } else {
-      civet_listening += (civet_listening.empty() ? "" : ",") + CivetPort(address);
-    }
+    TRY_ASSIGN(FrontAddress front_address, ToFrontAddress(address));
+    front_addresses.push_back(std::move(front_address));
   }
-  if (!front_addresses.empty()) {
-    TRY_ASSIGN(impl->front, FrontEnd::Listen(front_addresses, options.front_end));
-    civet_listening += (civet_listening.empty() ? "" : ",") + std::string("127.0.0.1:0");
-  }
+  RaiseOpenFilesLimit();
+  TRY_ASSIGN(impl->front, FrontEnd::Listen(front_addresses, options.front_end));
+  const std::string civet_listening = "127.0.0.1:0";
 
   try {
     impl->exposer = std::make_unique<prometheus::Exposer>(
@@ -313,26 +326,21 @@ Result<std::unique_ptr<WebServer>> WebServer::Start(
   {
     std::lock_guard lock(servers_mutex);
     impl->civet_ports = impl->exposer->GetListeningPorts();
-    if (impl->front) impl->internal_port = impl->civet_ports.back();
+    impl->internal_port = impl->civet_ports.back();
     servers.push_back(impl.get());
   }
 
-  std::vector<int> front_ports;
-  if (impl->front) {
-    front_ports = impl->front->Ports();
-    auto started = impl->front->Start(static_cast<std::uint16_t>(impl->internal_port), tls_context);
-    if (!started) {
-      WebServer cleanup(std::move(impl));  // unregisters and stops CivetWeb
-      return Fail(std::move(started).error().message);
-    }
+  const std::vector<int> front_ports = impl->front->Ports();
+  auto started = impl->front->Start(static_cast<std::uint16_t>(impl->internal_port), tls_context);
+  if (!started) {
+    WebServer cleanup(std::move(impl));  // unregisters and stops CivetWeb
+    return Fail(std::move(started).error().message);
   }
-  std::size_t next_civet = 0;
-  std::size_t next_front = 0;
   for (std::size_t i = 0; i < addresses.size(); ++i) {
     ListenEndpoint endpoint;
-    endpoint.address = (addresses)[i].text;
+    endpoint.address = addresses[i].text;
     endpoint.tls = impl->tls;
-    endpoint.port = via_front[i] ? front_ports[next_front++] : impl->civet_ports[next_civet++];
+    endpoint.port = front_ports[i];
     impl->endpoints.push_back(std::move(endpoint));
   }
   return std::unique_ptr<WebServer>(new WebServer(std::move(impl)));
@@ -341,6 +349,8 @@ Result<std::unique_ptr<WebServer>> WebServer::Start(
 std::vector<ListenEndpoint> WebServer::Endpoints() const { return impl_->endpoints; }
 
 int WebServer::InternalPort() const { return impl_->internal_port; }
+
+FrontEnd::Stats WebServer::ConnectionStats() const { return impl_->front->GetStats(); }
 
 Result<void> WebServer::ApplyWebConfig(std::shared_ptr<const WebConfig> config) {
   const bool want_tls = config != nullptr && config->tls.has_value();

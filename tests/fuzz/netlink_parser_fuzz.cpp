@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "collectors/registry.h"
 #include "collectors/sources/netlink_parser.h"
 #include "tests/fuzz/fuzz_checks.h"
 
