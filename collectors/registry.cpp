@@ -2,6 +2,7 @@
 
 #include "collectors/connections_collector.h"
 #include "collectors/ephemeral_collector.h"
+#include "collectors/events_collector.h"
 #include "collectors/listeners_collector.h"
 
 namespace socket_exporter {
@@ -22,6 +23,10 @@ const CollectorInfo kCollectors[] = {
     {kListenersCollectorName, true,
      "accept queue length and limit per listening port, SYN backlog, listen overflows",
      &Make<ListenersCollector>, &ParseListenersSettings, nullptr},
+    {kEventsCollectorName, false,
+     "connect() outcomes, bind() failures, retransmits and resets counted in the kernel (BPF); "
+     "needs CAP_BPF and CAP_PERFMON",
+     &Make<EventsCollector>, &ParseEventsSettings, nullptr},
 };
 
 constexpr ScrapeModeInfo kScrapeModes[] = {kNetnsMode};

@@ -158,6 +158,7 @@ ScrapeOutcome Scraper::RunCollection() const {
       }
     }
     any_socket_collector = !socket_names.empty();
+    context.all_namespaces = true;
     PassOutcome pass = RunCollectorPass(context, others, nullptr);
     for (auto& family : pass.families) outcome.families.push_back(std::move(family));
     NetnsOutcome netns = netns_->Collect(config, socket_names);

@@ -18,7 +18,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="${FUZZ_BUILD_DIR:-$root/build-fuzz}"
 budget="${1:-20000}"
-read -r -a targets <<<"${FUZZ_TARGETS:-netlink_parser procnet_parser config_parser web_config_parser}"
+read -r -a targets <<<"${FUZZ_TARGETS:-netlink_parser procnet_parser config_parser web_config_parser events_decode}"
 
 case "$budget" in
   *s) limit=(-max_total_time="${budget%s}") ;;
