@@ -13,7 +13,7 @@
 // Parsing is strict: unknown keys, wrong types and impossible combinations
 // are errors, every one reported at once as "file:line:column: message".
 // Files named in the config must exist and be readable; whether they hold a
-// usable certificate is checked when the TLS context is built (tls_front.h).
+// usable certificate is checked when the TLS context is built (front_end.h).
 //
 // Thread safety: free functions without shared state; a WebConfig is an
 // immutable value once built and may be shared between threads.

@@ -18,7 +18,7 @@
 
 #include "common/version.h"
 #include "config/web_config.h"
-#include "exporter/http/tls_front.h"
+#include "exporter/http/front_end.h"
 #include "exporter/http/web.h"
 #include "exporter/scraper.h"
 #include "exporter/socket_view.h"
@@ -79,7 +79,7 @@ class ReloadStatus {
   double success_time_ = 0;
 };
 
-// The HTTP front end's connections (exporter/http/tls_front.h).
+// The HTTP front end's connections (exporter/http/front_end.h).
 void AddConnectionFamilies(std::vector<prometheus::MetricFamily>& out,
                            const FrontEnd::Stats& stats) {
   AddGauge(AddFamily(out, "socket_exporter_http_connections_open",

@@ -3,7 +3,7 @@
 // CivetWeb's begin_request callback, which also enforces basic auth.
 //
 // Listen addresses: every public socket, plain or TLS, IPv4 or IPv6, belongs
-// to the event-driven front end (tls_front.h). It completes TLS handshakes
+// to the event-driven front end (front_end.h). It completes TLS handshakes
 // and reads request heads under deadlines and size caps, then hands complete
 // requests to CivetWeb on an internal 127.0.0.1 port (Debian's CivetWeb
 // crashes on HTTPS and cannot bind IPv6; and its workers must never wait for
@@ -23,7 +23,7 @@
 
 #include "common/result.h"
 #include "config/web_config.h"
-#include "exporter/http/tls_front.h"
+#include "exporter/http/front_end.h"
 
 namespace prometheus {
 class Collectable;

@@ -177,7 +177,7 @@ def tcp_mib():
 
 def settled_tcp_mib():
     """tcp_mib() once OutRsts stops moving: the exporter resets its internal
-    connection after each answer (exporter/http/tls_front.cpp), shortly after
+    connection after each answer (exporter/http/front_end.cpp), shortly after
     the scrape returns."""
     last = tcp_mib()
     for _ in range(50):

@@ -28,7 +28,7 @@
 #include <thread>
 #include <vector>
 
-#include "exporter/http/tls_front.h"
+#include "exporter/http/front_end.h"
 
 namespace socket_exporter {
 namespace {

@@ -15,7 +15,7 @@
 #include <fstream>
 #include <string>
 
-#include "exporter/http/tls_front.h"
+#include "exporter/http/front_end.h"
 #include "exporter/http/web.h"
 
 namespace socket_exporter {

@@ -1,4 +1,4 @@
-#include "exporter/http/tls_front.h"
+#include "exporter/http/front_end.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
