@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "exporter/http/front_end.h"
+#include "tests/unit/test_util.h"
 
 namespace socket_exporter {
 namespace {
@@ -37,13 +38,7 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 // Timing guards are generous, and multiplied under the sanitizers.
-#if defined(__SANITIZE_THREAD__)
-constexpr int kSlowdown = 10;
-#elif defined(__SANITIZE_ADDRESS__)
-constexpr int kSlowdown = 4;
-#else
-constexpr int kSlowdown = 1;
-#endif
+constexpr int kSlowdown = static_cast<int>(testing::kSlowdown);
 
 std::uint64_t Closed(const FrontEnd& front, CloseReason reason) {
   return front.GetStats().closed[static_cast<std::size_t>(reason)];
