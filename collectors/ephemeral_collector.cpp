@@ -3,109 +3,14 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <bit>
-#include <charconv>
 #include <cstring>
-
-#include "common/read_file.h"
 
 namespace socket_exporter {
 namespace {
 
-bool Test(const std::array<std::uint64_t, 1024>& bits, std::uint16_t port) {
-  return (bits[port >> 6] >> (port & 63)) & 1U;
-}
-void Set(std::array<std::uint64_t, 1024>& bits, std::uint16_t port) {
-  bits[port >> 6] |= std::uint64_t{1} << (port & 63);
-}
-// Sets (or clears) the bits of ports first..last, inclusive.
-void SetRange(std::array<std::uint64_t, 1024>& bits, std::uint32_t first, std::uint32_t last,
-              bool value) {
-  while (first <= last) {
-    const std::uint32_t word = first >> 6;
-    const std::uint32_t low = first & 63;
-    const std::uint32_t high = std::min<std::uint32_t>(63, low + (last - first));
-    const std::uint64_t mask = (~std::uint64_t{0} >> (63 - high)) & (~std::uint64_t{0} << low);
-    if (value) {
-      bits[word] |= mask;
-    } else {
-      bits[word] &= ~mask;
-    }
-    first += high - low + 1;
-  }
-}
-std::uint32_t Count(const std::array<std::uint64_t, 1024>& bits) {
-  std::uint32_t n = 0;
-  for (std::uint64_t word : bits) n += static_cast<std::uint32_t>(std::popcount(word));
-  return n;
-}
-
-std::string_view Trim(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
-
-Result<std::uint16_t> ParsePort(std::string_view text, std::string_view what) {
-  unsigned value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value > 65535) {
-    return Fail(fmt::format("{}: \"{}\" is not a port number 0-65535", what, text));
-  }
-  return static_cast<std::uint16_t>(value);
-}
-
 std::string FormatThreshold(double threshold) { return fmt::format("{}", threshold); }
 
 }  // namespace
-
-Result<PortInterval> ParseLocalPortRange(std::string_view text) {
-  text = Trim(text);
-  const auto space = text.find_first_of(" \t");
-  if (space == std::string_view::npos) {
-    return Fail(fmt::format("ip_local_port_range: expected two ports, got \"{}\"", text));
-  }
-  auto first = ParsePort(Trim(text.substr(0, space)), "ip_local_port_range");
-  if (!first) return std::unexpected(first.error());
-  auto last = ParsePort(Trim(text.substr(space)), "ip_local_port_range");
-  if (!last) return std::unexpected(last.error());
-  if (*first > *last) {
-    return Fail(
-        fmt::format("ip_local_port_range: first port {} above last port {}", *first, *last));
-  }
-  return PortInterval{*first, *last};
-}
-
-Result<std::vector<PortInterval>> ParseReservedPorts(std::string_view text) {
-  std::vector<PortInterval> out;
-  text = Trim(text);
-  while (!text.empty()) {
-    const auto comma = text.find(',');
-    const std::string_view item = Trim(text.substr(0, comma));
-    text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
-    if (item.empty()) return Fail("ip_local_reserved_ports: empty element in list");
-    const auto dash = item.find('-');
-    if (dash == std::string_view::npos) {
-      auto port = ParsePort(item, "ip_local_reserved_ports");
-      if (!port) return std::unexpected(port.error());
-      out.push_back({*port, *port});
-      continue;
-    }
-    auto first = ParsePort(Trim(item.substr(0, dash)), "ip_local_reserved_ports");
-    if (!first) return std::unexpected(first.error());
-    auto last = ParsePort(Trim(item.substr(dash + 1)), "ip_local_reserved_ports");
-    if (!last) return std::unexpected(last.error());
-    if (*first > *last) {
-      return Fail(fmt::format("ip_local_reserved_ports: range \"{}\" runs backwards", item));
-    }
-    out.push_back({*first, *last});
-  }
-  return out;
-}
 
 std::size_t EphemeralCollector::DestinationHash::operator()(const Destination& d) const {
   std::uint64_t words[4];
@@ -118,33 +23,8 @@ std::size_t EphemeralCollector::DestinationHash::operator()(const Destination& d
 
 Result<void> EphemeralCollector::Begin(const ScrapeContext& context) {
   config_ = context.config;
-  const std::string base = context.procfs_root + "/sys/net/ipv4/";
-  auto range_text = ReadRequiredFile(base + "ip_local_port_range");
-  if (!range_text) return std::unexpected(range_text.error());
-  auto range = ParseLocalPortRange(*range_text);
-  if (!range) return std::unexpected(range.error());
-  // Older kernels or restricted procfs may lack the reserved list: none reserved.
-  std::vector<PortInterval> reserved;
-  if (auto reserved_text = ReadRequiredFile(base + "ip_local_reserved_ports")) {
-    auto parsed = ParseReservedPorts(*reserved_text);
-    if (!parsed) return std::unexpected(parsed.error());
-    reserved = std::move(*parsed);
-  }
-
-  range_ = *range;
-  usable_.fill(0);
-  // Whole words at a time: a port-by-port loop over a wide range was a
-  // visible share of a small scrape (BENCHMARKS.md).
-  SetRange(usable_, range_.first, range_.last, true);
-  const std::uint32_t range_size = Count(usable_);
-  for (const PortInterval& interval : reserved) {
-    SetRange(usable_, interval.first, interval.last, false);
-  }
-  usable_count_ = Count(usable_);
-  reserved_in_range_ = range_size - usable_count_;
+  if (auto loaded = ports_.Load(context.procfs_root); !loaded) return loaded;
   for (PerProtocol& p : protocols_) {
-    p.bind_locked.fill(0);
-    p.used.fill(0);
     p.destinations.clear();
     p.untracked_sockets = 0;
   }
@@ -152,17 +32,8 @@ Result<void> EphemeralCollector::Begin(const ScrapeContext& context) {
 }
 
 void EphemeralCollector::Observe(const SocketRecord& record, const Classification& cls) {
-  const std::uint16_t port = record.local_port;
-  if (!Test(usable_, port)) return;
+  if (ports_.Observe(record, cls) != EphemeralUse::kHeld) return;
   PerProtocol& p = protocols_[static_cast<std::size_t>(record.protocol)];
-  Set(p.used, port);
-  if (cls.is_listener || HasNoPeer(record)) {
-    // A listener, or a socket bound to the port without a peer: connect()
-    // will not pick this port for anyone.
-    Set(p.bind_locked, port);
-    return;
-  }
-  if (Test(p.bind_locked, port)) return;  // e.g. accepted on a listener inside R
   Destination d{record.local.Normalized(), record.remote.Normalized(), record.remote_port};
   auto it = p.destinations.find(d);
   if (it == p.destinations.end()) {
@@ -181,17 +52,17 @@ Result<void> EphemeralCollector::Finish(std::vector<prometheus::MetricFamily>& o
   AddGauge(AddFamily(out, "socket_ephemeral_range_ports",
                      "Usable ephemeral ports: ip_local_port_range minus ip_local_reserved_ports.",
                      MetricType::Gauge),
-           {}, usable_count_);
+           {}, ports_.usable_count());
   AddGauge(AddFamily(out, "socket_ephemeral_range_start_port",
                      "First port of net.ipv4.ip_local_port_range.", MetricType::Gauge),
-           {}, range_.first);
+           {}, ports_.range().first);
   AddGauge(AddFamily(out, "socket_ephemeral_range_end_port",
                      "Last port of net.ipv4.ip_local_port_range.", MetricType::Gauge),
-           {}, range_.last);
+           {}, ports_.range().last);
   AddGauge(AddFamily(out, "socket_ephemeral_reserved_ports",
                      "Ports of ip_local_port_range excluded by ip_local_reserved_ports.",
                      MetricType::Gauge),
-           {}, reserved_in_range_);
+           {}, ports_.reserved_in_range());
 
   auto locked = AddFamily(out, "socket_ephemeral_bind_locked_ports",
                           "Usable ephemeral ports held by a listener or a bound, unconnected "
@@ -232,11 +103,8 @@ Result<void> EphemeralCollector::Finish(std::vector<prometheus::MetricFamily>& o
   for (Protocol protocol : {Protocol::kTcp, Protocol::kUdp}) {
     PerProtocol& p = protocols_[static_cast<std::size_t>(protocol)];
     const std::string proto(ProtocolName(protocol));
-    std::uint32_t locked_count = 0;
-    for (std::size_t i = 0; i < p.bind_locked.size(); ++i) {
-      locked_count += static_cast<std::uint32_t>(std::popcount(p.bind_locked[i] & usable_[i]));
-    }
-    const std::uint32_t cap = usable_count_ - locked_count;
+    const std::uint32_t locked_count = ports_.BindLockedCount(protocol);
+    const std::uint32_t cap = ports_.usable_count() - locked_count;
     auto ratio = [cap](std::uint32_t n) {
       return cap == 0 ? 1.0 : static_cast<double>(n) / static_cast<double>(cap);
     };
@@ -250,7 +118,7 @@ Result<void> EphemeralCollector::Finish(std::vector<prometheus::MetricFamily>& o
     }
     AddGauge(locked, {{"protocol", proto}}, locked_count);
     AddGauge(capacity, {{"protocol", proto}}, cap);
-    AddGauge(used, {{"protocol", proto}}, Count(p.used));
+    AddGauge(used, {{"protocol", proto}}, ports_.UsedCount(protocol));
     AddGauge(max_ratio, {{"protocol", proto}},
              p.destinations.empty() && cap > 0 ? 0.0 : ratio(max_ports));
     AddGauge(destinations, {{"protocol", proto}}, static_cast<double>(p.destinations.size()));

@@ -26,13 +26,9 @@
 #include <vector>
 
 #include "collectors/collector.h"
+#include "collectors/ephemeral_ports.h"
 
 namespace socket_exporter {
-
-// "32768\t60999\n" -> {32768, 60999}.
-Result<PortInterval> ParseLocalPortRange(std::string_view text);
-// "" / "40000-40001,50000\n" -> intervals. Errors name the bad element.
-Result<std::vector<PortInterval>> ParseReservedPorts(std::string_view text);
 
 class EphemeralCollector : public Collector {
  public:
@@ -42,7 +38,6 @@ class EphemeralCollector : public Collector {
   Result<void> Finish(std::vector<prometheus::MetricFamily>& out) override;
 
  private:
-  using PortBits = std::array<std::uint64_t, 1024>;  // one bit per port
   struct Destination {
     IpAddress local;
     IpAddress remote;
@@ -57,17 +52,12 @@ class EphemeralCollector : public Collector {
     std::uint32_t time_wait = 0;  // of which in TIME_WAIT
   };
   struct PerProtocol {
-    PortBits bind_locked{};
-    PortBits used{};
     std::unordered_map<Destination, Use, DestinationHash> destinations;
     std::uint64_t untracked_sockets = 0;
   };
 
   std::shared_ptr<const Config> config_;
-  PortInterval range_{};
-  PortBits usable_{};  // R
-  std::uint32_t usable_count_ = 0;
-  std::uint32_t reserved_in_range_ = 0;
+  EphemeralPorts ports_;  // R, B and the ports in use
   std::array<PerProtocol, 2> protocols_;
 };
 

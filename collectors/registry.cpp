@@ -1,5 +1,6 @@
 #include "collectors/registry.h"
 
+#include "collectors/cgroups_collector.h"
 #include "collectors/connections_collector.h"
 #include "collectors/ephemeral_collector.h"
 #include "collectors/listeners_collector.h"
@@ -22,6 +23,7 @@ constexpr CollectorInfo kCollectors[] = {
     {"listeners", true,
      "accept queue length and limit per listening port, SYN backlog, listen overflows",
      &Make<ListenersCollector>},
+    {"cgroups", true, "sockets and ephemeral ports per cgroup", &Make<CgroupsCollector>},
     {"netns", false,
      "run the socket collectors in every network namespace of the host (containers, pods), "
      "labelled netns; needs CAP_SYS_ADMIN",

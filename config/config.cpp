@@ -65,8 +65,9 @@ constexpr std::size_t kMaxQuotedLength = 64;
 
 constexpr std::string_view kOther = "other";
 
-constexpr std::array<std::string_view, 7> kTopLevelKeys = {
-    "port_ranges", "services", "collectors", "ephemeral", "listeners", "netns", "limits"};
+constexpr std::array<std::string_view, 8> kTopLevelKeys = {"port_ranges", "services",  "collectors",
+                                                           "ephemeral",   "listeners", "netns",
+                                                           "limits",      "cgroups"};
 constexpr std::array<std::string_view, 2> kPortRangeKeys = {"name", "ports"};
 constexpr std::array<std::string_view, 3> kServiceKeys = {"name", "ports", "protocols"};
 constexpr std::array<std::string_view, 3> kEphemeralKeys = {
@@ -77,8 +78,8 @@ constexpr std::array<std::string_view, 5> kNetnsKeys = {"cache_seconds", "max_na
                                                         "include", "exclude", "source"};
 // Longer than any namespace name (NAME_MAX) or container ID.
 constexpr std::size_t kMaxNetnsPatternLength = 256;
-constexpr std::array<std::string_view, 4> kKnownCollectors = {"connections", "ephemeral",
-                                                              "listeners", "netns"};
+constexpr std::array<std::string_view, 5> kKnownCollectors = {"connections", "ephemeral",
+                                                              "listeners", "netns", "cgroups"};
 
 // 1-based, as editors show them.
 struct Position {
@@ -425,6 +426,8 @@ class Parser {
           ParseNetns(value);
         } else if (key == "limits") {
           ParseLimits(value);
+        } else if (key == "cgroups") {
+          ParseCgroups(value);
         } else {
           UnknownKey(document, key, key_pos, kTopLevelKeys);
         }
@@ -929,6 +932,20 @@ class Parser {
         }
       } else {
         UnknownKey(field, key, key_pos, kEphemeralKeys);
+      }
+    });
+  }
+
+  // The keys and their checks are the collector's (collectors/cgroups_settings.h).
+  void ParseCgroups(const Field& field) {
+    ForEachEntry(field, [&](const std::string& key, Position key_pos, const Field& value) {
+      if (std::find(kCgroupsSettingKeys.begin(), kCgroupsSettingKeys.end(), key) ==
+          kCgroupsSettingKeys.end()) {
+        UnknownKey(field, key, key_pos, kCgroupsSettingKeys);
+      } else if (!value.node.IsScalar()) {
+        Expected(value, "a scalar");
+      } else if (auto problem = ApplyCgroupsSetting(config_.cgroups, key, value.node.Scalar())) {
+        Expected(value, *problem);
       }
     });
   }

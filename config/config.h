@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "collectors/cgroups_settings.h"  // until collectors own their sections
 #include "common/result.h"
 
 namespace socket_exporter {
@@ -86,6 +87,7 @@ struct Config {
   ListenersConfig listeners;
   NetnsConfig netns;
   LimitsConfig limits;
+  CgroupsSettings cgroups;
 
   // Derived lookup tables, filled by BuildLookups().
   // port -> index into port_ranges.
