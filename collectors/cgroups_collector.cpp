@@ -51,16 +51,9 @@ struct Group {
 };
 
 std::string GroupName(std::uint64_t id, const CgroupsSettings& settings) {
-  if (id == 0) return std::string(kCgroupUnowned);
   std::string path;
-  switch (CgroupResolver::Shared().Resolve(id, path)) {
-    case CgroupResolver::Status::kFound:
-      break;
-    case CgroupResolver::Status::kUnknown:
-      return std::string(kCgroupRemoved);
-    case CgroupResolver::Status::kNoHierarchy:
-      return std::string(kCgroupUnresolved);
-  }
+  const std::string_view name = CgroupName(id, path);
+  if (name.data() != path.data()) return std::string(name);
   switch (settings.group_by) {
     case CgroupsSettings::GroupBy::kCgroup:
       return path;
@@ -75,6 +68,19 @@ std::string GroupName(std::uint64_t id, const CgroupsSettings& settings) {
 bool IsSpecial(std::string_view name) { return name.empty() || name.front() != '/'; }
 
 }  // namespace
+
+std::string_view CgroupName(std::uint64_t id, std::string& storage) {
+  if (id == 0) return kCgroupUnowned;
+  switch (CgroupResolver::Shared().Resolve(id, storage)) {
+    case CgroupResolver::Status::kFound:
+      return storage;
+    case CgroupResolver::Status::kUnknown:
+      return kCgroupRemoved;
+    case CgroupResolver::Status::kNoHierarchy:
+      return kCgroupUnresolved;
+  }
+  return kCgroupUnresolved;
+}
 
 std::size_t CgroupsCollector::PairHash::operator()(const Pair& p) const {
   std::uint64_t words[4];

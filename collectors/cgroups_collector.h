@@ -40,6 +40,10 @@ inline constexpr std::string_view kCgroupRemoved = "removed";
 inline constexpr std::string_view kCgroupUnresolved = "unresolved";
 inline constexpr std::string_view kCgroupOther = "other";
 
+// The cgroup label value of a cgroup ID, ungrouped: its path, or one of the
+// values above. `storage` holds the path; the result may point into it.
+std::string_view CgroupName(std::uint64_t id, std::string& storage);
+
 class CgroupsCollector : public Collector {
  public:
   std::string_view Name() const override { return "cgroups"; }

@@ -1,6 +1,7 @@
 #include "exporter/socket_view.h"
 
 #include <arpa/inet.h>
+#include <fnmatch.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
@@ -14,6 +15,7 @@
 #include <tuple>
 #include <utility>
 
+#include "collectors/cgroups_collector.h"
 #include "collectors/sources/socket_sources.h"
 #include "exporter/scraper.h"
 
@@ -402,6 +404,54 @@ void WriteEphemeralTables(const std::vector<prometheus::MetricFamily>& families,
   top.Write(out);
 }
 
+// Sockets by cgroup: the cgroups collector's series, summed over states (and
+// namespaces), busiest first; cgroup="other" and the values that are not
+// paths last.
+void WriteCgroupTables(const std::vector<prometheus::MetricFamily>& families, std::ostream& out) {
+  out << "\nSockets by cgroup (socket_cgroup_connections):\n";
+  const auto* connections = FindFamily(families, "socket_cgroup_connections");
+  if (connections == nullptr) {
+    out << CollectorProblem(families, "cgroups") << "\n";
+    return;
+  }
+  struct Row {
+    double tcp = 0;
+    double udp = 0;
+    double time_wait = 0;
+    double ephemeral = 0;
+  };
+  std::map<std::string, Row> rows;
+  for (const auto& metric : connections->metric) {
+    Row& row = rows[std::string(LabelOf(metric, "cgroup"))];
+    const double value = ValueOf(*connections, metric);
+    (LabelOf(metric, "protocol") == "udp" ? row.udp : row.tcp) += value;
+    if (LabelOf(metric, "state") == "time_wait") row.time_wait += value;
+  }
+  if (const auto* ephemeral = FindFamily(families, "socket_cgroup_ephemeral_ports_used")) {
+    for (const auto& metric : ephemeral->metric) {
+      rows[std::string(LabelOf(metric, "cgroup"))].ephemeral += ValueOf(*ephemeral, metric);
+    }
+  }
+  if (rows.empty()) {
+    out << "(none)\n";
+    return;
+  }
+  std::vector<std::pair<std::string, Row>> ordered(rows.begin(), rows.end());
+  std::stable_sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) {
+    const bool a_path = a.first.starts_with('/');
+    const bool b_path = b.first.starts_with('/');
+    if (a_path != b_path) return a_path;
+    return a.second.tcp + a.second.udp > b.second.tcp + b.second.udp;
+  });
+  Table table({"cgroup", "tcp", "udp", "total", "time_wait", "ephemeral_ports"},
+              {false, true, true, true, true, true});
+  for (const auto& [cgroup, row] : ordered) {
+    table.Add({cgroup, Count(row.tcp), Count(row.udp), Count(row.tcp + row.udp),
+               Count(row.time_wait), Count(row.ephemeral)});
+  }
+  table.Write(out);
+}
+
 }  // namespace
 
 std::vector<std::string> StateLabelValues() {
@@ -418,6 +468,14 @@ std::vector<std::string> StateLabelValues() {
 bool SocketFilter::OnlyIpv4() const {
   return !families.empty() &&
          std::all_of(families.begin(), families.end(), [](Family f) { return f == Family::kIpv4; });
+}
+
+bool SocketFilter::MatchesCgroup(std::string_view cgroup) const {
+  if (cgroups.empty()) return true;
+  const std::string name(cgroup);
+  return std::any_of(cgroups.begin(), cgroups.end(), [&](const std::string& pattern) {
+    return ::fnmatch(pattern.c_str(), name.c_str(), 0) == 0;
+  });
 }
 
 bool SocketFilter::Matches(const SocketRecord& record, const Classification& cls) const {
@@ -492,6 +550,10 @@ Result<SocketFilter> ParseSocketFilter(const ListFilterFlags& flags, const Confi
       return Fail(fmt::format("--filter.direction: \"{}\" is not inbound or outbound", value));
     }
   }
+  for (const std::string& value : flags.cgroup) {
+    if (value.empty()) return Fail("--filter.cgroup: empty pattern");
+    filter.cgroups.push_back(value);
+  }
   return filter;
 }
 
@@ -508,41 +570,58 @@ SocketListWriter::SocketListWriter(std::shared_ptr<const Config> config, SocketF
   for (const ServiceConfig& service : config_->services) {
     service_width_ = std::max(service_width_, service.name.size());
   }
+  for (const PortRangeConfig& range : config_->port_ranges) {
+    range_width_ = std::max(range_width_, range.name.size());
+  }
 }
 
 void SocketListWriter::WriteHeader() {
   if (format_ != ViewFormat::kText) return;
-  fmt::format_to(std::back_inserter(buffer_), "{:<{}} {:<{}} {:<{}} {:<{}} {:<{}} {:<{}} {}\n",
-                 "Proto", kProtoWidth, "Local Address:Port", address_width_, "Remote Address:Port",
-                 address_width_, "State", kStateWidth, "Direction", kDirectionWidth, "Service",
-                 service_width_, "Port Range");
+  fmt::format_to(std::back_inserter(buffer_),
+                 "{:<{}} {:<{}} {:<{}} {:<{}} {:<{}} {:<{}} {:<{}} {}\n", "Proto", kProtoWidth,
+                 "Local Address:Port", address_width_, "Remote Address:Port", address_width_,
+                 "State", kStateWidth, "Direction", kDirectionWidth, "Service", service_width_,
+                 "Port Range", range_width_, "Cgroup");
+}
+
+std::string_view SocketListWriter::Cgroup(std::uint64_t id) {
+  if (!cgroup_valid_ || id != cgroup_id_) {
+    cgroup_id_ = id;
+    cgroup_name_ = CgroupName(id, cgroup_storage_);
+    cgroup_valid_ = true;
+  }
+  return cgroup_name_;
 }
 
 void SocketListWriter::OnSocket(const SocketRecord& record) {
   const Classification cls = classifier_.Classify(record);
   if (!filter_.Matches(record, cls)) return;
+  const std::string_view cgroup = Cgroup(record.cgroup_id);
+  if (!filter_.MatchesCgroup(cgroup)) return;
   ++listed_;
   if (format_ == ViewFormat::kText) {
-    AppendText(record, cls);
+    AppendText(record, cls, cgroup);
   } else {
-    AppendJson(record, cls);
+    AppendJson(record, cls, cgroup);
   }
   if (buffer_.size() >= kFlushThreshold) Flush();
 }
 
-void SocketListWriter::AppendText(const SocketRecord& record, const Classification& cls) {
+void SocketListWriter::AppendText(const SocketRecord& record, const Classification& cls,
+                                  std::string_view cgroup) {
   std::array<char, 64> local;
   std::array<char, 64> remote;
-  fmt::format_to(std::back_inserter(buffer_), "{:<{}} {:<{}} {:<{}} {:<{}} {:<{}} {:<{}} {}\n",
-                 ProtoColumn(record), kProtoWidth,
-                 FormatEndpoint(record.local, record.local_port, local), address_width_,
-                 FormatEndpoint(record.remote, record.remote_port, remote), address_width_,
-                 StateName(record.protocol, record.state), kStateWidth,
+  fmt::format_to(std::back_inserter(buffer_),
+                 "{:<{}} {:<{}} {:<{}} {:<{}} {:<{}} {:<{}} {:<{}} {}\n", ProtoColumn(record),
+                 kProtoWidth, FormatEndpoint(record.local, record.local_port, local),
+                 address_width_, FormatEndpoint(record.remote, record.remote_port, remote),
+                 address_width_, StateName(record.protocol, record.state), kStateWidth,
                  DirectionName(cls.direction), kDirectionWidth, config_->ServiceName(cls.service),
-                 service_width_, config_->port_ranges[cls.port_range].name);
+                 service_width_, config_->port_ranges[cls.port_range].name, range_width_, cgroup);
 }
 
-void SocketListWriter::AppendJson(const SocketRecord& record, const Classification& cls) {
+void SocketListWriter::AppendJson(const SocketRecord& record, const Classification& cls,
+                                  std::string_view cgroup) {
   AddressText local;
   AddressText remote;
   auto it = std::back_inserter(buffer_);
@@ -559,6 +638,8 @@ void SocketListWriter::AppendJson(const SocketRecord& record, const Classificati
   AppendJsonString(buffer_, config_->ServiceName(cls.service));
   fmt::format_to(it, ",\"port_range\":");
   AppendJsonString(buffer_, config_->port_ranges[cls.port_range].name);
+  fmt::format_to(it, ",\"cgroup\":");
+  AppendJsonString(buffer_, cgroup);
   fmt::format_to(it, "}}\n");
 }
 
@@ -617,6 +698,7 @@ void WriteSummary(const std::vector<prometheus::MetricFamily>& families, const C
   out << '\n';
   WriteConnectionTables(families, config, out);
   WriteEphemeralTables(families, out);
+  WriteCgroupTables(families, out);
 }
 
 int RunSocketView(const Options& options, std::shared_ptr<const Config> config,

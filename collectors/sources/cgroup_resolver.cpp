@@ -73,6 +73,19 @@ CgroupResolver& CgroupResolver::Shared() {
   return resolver;
 }
 
+void CgroupResolver::ResetShared(Options options) {
+  CgroupResolver& shared = Shared();
+  std::lock_guard lock(shared.mutex_);
+  shared.options_ = std::move(options);
+  shared.located_ = false;
+  shared.hierarchy_.clear();
+  shared.error_.clear();
+  shared.paths_.clear();
+  shared.path_bytes_ = 0;
+  shared.truncated_ = false;
+  shared.last_scan_.reset();
+}
+
 void CgroupResolver::ScanLocked() {
   ++scans_;
   last_scan_ = std::chrono::steady_clock::now();
@@ -135,6 +148,7 @@ void CgroupResolver::ScanLocked() {
   }
   if (!walk_error.empty() && paths.empty()) {
     error_ = walk_error;
+    paths_.clear();
     return;
   }
   error_.clear();
@@ -157,7 +171,8 @@ CgroupResolver::Status CgroupResolver::Resolve(std::uint64_t id, std::string& pa
     path = it->second;
     return Status::kFound;
   }
-  return hierarchy_.empty() ? Status::kNoHierarchy : Status::kUnknown;
+  // A hierarchy whose root cannot be read resolves nothing: "unresolved".
+  return hierarchy_.empty() || paths_.empty() ? Status::kNoHierarchy : Status::kUnknown;
 }
 
 CgroupResolver::Stats CgroupResolver::GetStats() {

@@ -52,7 +52,7 @@ class CgroupResolver {
   enum class Status : std::uint8_t {
     kFound,        // path set
     kUnknown,      // not in the hierarchy at the last walk (removed since)
-    kNoHierarchy,  // no cgroup2 hierarchy to look in
+    kNoHierarchy,  // no cgroup2 hierarchy to look in (none mounted, or unreadable)
   };
 
   explicit CgroupResolver(Options options);
@@ -61,6 +61,9 @@ class CgroupResolver {
 
   // The process-wide resolver, built on first use with default options.
   static CgroupResolver& Shared();
+  // Starts the shared resolver afresh with other options (tests, and a
+  // configured hierarchy): forgets every path and the located mount.
+  static void ResetShared(Options options);
 
   // Looks `id` up, walking the hierarchy again if it is unknown and the last
   // walk is older than min_rescan_interval. `path` is assigned only on kFound.

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "collectors/registry.h"
+#include "collectors/sources/cgroup_resolver.h"
 #include "collectors/sources/netlink_parser.h"
 #include "exporter/scraper.h"
 #include "test_util.h"
@@ -66,6 +67,15 @@ class FixtureSource : public SocketSource {
   }
 };
 
+// The fixtures' cgroup IDs are of the recording machine: resolve them
+// nowhere, so that the goldens read "unresolved" on every machine.
+const bool kNoCgroupHierarchy = [] {
+  CgroupResolver::Options options;
+  options.hierarchy = "/nonexistent/cgroup2";
+  CgroupResolver::ResetShared(options);
+  return true;
+}();
+
 std::shared_ptr<const Config> GoldenConfig() {
   // A fixed source name: the summary prints it, and a path would differ
   // between checkouts.
@@ -102,8 +112,8 @@ ScrapeOutcome Collect(std::shared_ptr<const Config> config,
   return scraper.CollectNow();
 }
 
-std::string Summary(std::map<std::string, bool> enable = {{"connections", true},
-                                                          {"ephemeral", true}}) {
+std::string Summary(std::map<std::string, bool> enable = {
+                        {"connections", true}, {"ephemeral", true}, {"cgroups", true}}) {
   auto config = GoldenConfig();
   ScrapeOutcome outcome = Collect(config, std::move(enable));
   EXPECT_TRUE(outcome.all_succeeded);
