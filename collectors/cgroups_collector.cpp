@@ -95,6 +95,7 @@ std::size_t CgroupsCollector::PairHash::operator()(const Pair& p) const {
 Result<void> CgroupsCollector::Begin(const ScrapeContext& context) {
   config_ = context.config;
   if (auto loaded = ports_.Load(context.procfs_root); !loaded) return loaded;
+  CgroupResolver::UseHierarchy(config_->cgroups.hierarchy);
   slots_.clear();
   slots_.emplace_back();  // the overflow slot
   if (table_.empty()) table_.assign(kInitialBuckets, 0);

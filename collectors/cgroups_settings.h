@@ -32,15 +32,19 @@ struct CgroupsSettings {
   // pairs. Beyond them sockets are counted in cgroup="other" / untracked.
   std::uint32_t max_tracked_cgroups = 4096;
   std::uint32_t max_tracked_pairs = 65536;
+  // Where the cgroup2 hierarchy is mounted; "" = found in /proc/self/mountinfo.
+  // For a container that sees the host's hierarchy at another path.
+  std::string hierarchy;
 };
 
-inline constexpr std::array<std::string_view, 7> kCgroupsSettingKeys = {"top",
+inline constexpr std::array<std::string_view, 8> kCgroupsSettingKeys = {"top",
                                                                         "group_by",
                                                                         "depth",
                                                                         "top_destinations",
                                                                         "cgroups_per_destination",
                                                                         "max_tracked_cgroups",
-                                                                        "max_tracked_pairs"};
+                                                                        "max_tracked_pairs",
+                                                                        "hierarchy"};
 
 // Applies `key: value` (value as the YAML scalar's text). Returns what was
 // expected when the value is bad; nullopt on success. An unknown key is
@@ -65,6 +69,11 @@ inline std::optional<std::string> ApplyCgroupsSetting(CgroupsSettings& settings,
   if (key == "cgroups_per_destination") return number(settings.cgroups_per_destination, 1, 100);
   if (key == "max_tracked_cgroups") return number(settings.max_tracked_cgroups, 1, 1'000'000);
   if (key == "max_tracked_pairs") return number(settings.max_tracked_pairs, 1, 10'000'000);
+  if (key == "hierarchy") {
+    if (value.empty() || value.front() != '/') return "an absolute path";
+    settings.hierarchy = std::string(value);
+    return std::nullopt;
+  }
   if (key == "group_by") {
     if (value == "cgroup") {
       settings.group_by = CgroupsSettings::GroupBy::kCgroup;

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "collectors/cgroups_collector.h"
+#include "collectors/sources/cgroup_resolver.h"
 #include "collectors/sources/socket_sources.h"
 #include "exporter/scraper.h"
 
@@ -573,6 +574,7 @@ SocketListWriter::SocketListWriter(std::shared_ptr<const Config> config, SocketF
   for (const PortRangeConfig& range : config_->port_ranges) {
     range_width_ = std::max(range_width_, range.name.size());
   }
+  CgroupResolver::UseHierarchy(config_->cgroups.hierarchy);  // as the cgroups collector does
 }
 
 void SocketListWriter::WriteHeader() {

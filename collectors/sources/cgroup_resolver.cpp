@@ -157,6 +157,18 @@ void CgroupResolver::ScanLocked() {
   truncated_ = truncated;
 }
 
+void CgroupResolver::UseHierarchy(const std::string& hierarchy) {
+  CgroupResolver& shared = Shared();
+  Options options;
+  {
+    std::lock_guard lock(shared.mutex_);
+    if (shared.options_.hierarchy == hierarchy) return;
+    options = shared.options_;
+  }
+  options.hierarchy = hierarchy;
+  ResetShared(std::move(options));
+}
+
 CgroupResolver::Status CgroupResolver::Resolve(std::uint64_t id, std::string& path) {
   std::lock_guard lock(mutex_);
   auto it = paths_.find(id);

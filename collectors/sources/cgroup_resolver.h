@@ -64,6 +64,9 @@ class CgroupResolver {
   // Starts the shared resolver afresh with other options (tests, and a
   // configured hierarchy): forgets every path and the located mount.
   static void ResetShared(Options options);
+  // Makes the shared resolver use `hierarchy` ("" = mountinfo); resets it
+  // only if that changes.
+  static void UseHierarchy(const std::string& hierarchy);
 
   // Looks `id` up, walking the hierarchy again if it is unknown and the last
   // walk is older than min_rescan_interval. `path` is assigned only on kFound.

@@ -238,7 +238,7 @@ class CgroupsCollectorTest : public CgroupTree {
   std::uint64_t Cgroup(const std::string& relative) { return Make("/cg" + relative); }
   std::vector<prometheus::MetricFamily> Scrape(const std::vector<SocketRecord>& records,
                                                std::shared_ptr<const Config> config = nullptr) {
-    if (!config) config = DefaultConfig();
+    if (!config) config = WithHierarchy("");
     auto begun = collector_.Begin(ScrapeContext{config, (root_ / "proc").string()});
     EXPECT_TRUE(begun.has_value()) << (begun ? "" : begun.error().message);
     Classifier classifier(config);
@@ -246,6 +246,13 @@ class CgroupsCollectorTest : public CgroupTree {
     std::vector<prometheus::MetricFamily> out;
     EXPECT_TRUE(collector_.Finish(out).has_value());
     return out;
+  }
+  // A config with `extra` in its cgroups section, resolving in root_/cg.
+  std::shared_ptr<const Config> WithHierarchy(const std::string& extra) {
+    auto config = ParseConfig("cgroups:\n  hierarchy: " + (root_ / "cg").string() + "\n" + extra,
+                              "test.yaml");
+    EXPECT_TRUE(config.has_value()) << config.error().message;
+    return config ? *config : DefaultConfig();
   }
   static SocketRecord In(SocketRecord record, std::uint64_t cgroup) {
     record.cgroup_id = cgroup;
@@ -306,9 +313,7 @@ TEST_F(CgroupsCollectorTest, TopKFoldsTheRestIntoOther) {
                            id));
     }
   }
-  auto config = ParseConfig("cgroups:\n  top: 2\n", "test.yaml");
-  ASSERT_TRUE(config.has_value()) << config.error().message;
-  const auto out = Scrape(records, *config);
+  const auto out = Scrape(records, WithHierarchy("  top: 2\n"));
   EXPECT_EQ(Value(out, "socket_cgroup_connections", {{"cgroup", "/s.slice/app4.service"}}), 5);
   EXPECT_EQ(Value(out, "socket_cgroup_connections", {{"cgroup", "/s.slice/app3.service"}}), 4);
   EXPECT_EQ(Value(out, "socket_cgroup_connections", {{"cgroup", "/s.slice/app2.service"}}), -1);
@@ -317,9 +322,7 @@ TEST_F(CgroupsCollectorTest, TopKFoldsTheRestIntoOther) {
   EXPECT_EQ(Value(out, "socket_cgroup_info", {{"cgroup", "/s.slice/app2.service"}}), -1);
 
   // Grouped at depth 1, the five are one.
-  auto depth = ParseConfig("cgroups:\n  group_by: depth\n  depth: 1\n", "test.yaml");
-  ASSERT_TRUE(depth.has_value()) << depth.error().message;
-  const auto grouped = Scrape(records, *depth);
+  const auto grouped = Scrape(records, WithHierarchy("  group_by: depth\n  depth: 1\n"));
   EXPECT_EQ(Value(grouped, "socket_cgroup_connections", {{"cgroup", "/s.slice"}}), 15);
   EXPECT_EQ(SeriesCount(grouped, "socket_cgroup_connections"), 1U);
 }
@@ -331,9 +334,7 @@ TEST_F(CgroupsCollectorTest, TrackedCgroupsAreCapped) {
         In(Tcp(kTcpListen, "0.0.0.0", static_cast<std::uint16_t>(100 + i), "0.0.0.0", 0),
            Cgroup(fmt::format("/c{}.service", i))));
   }
-  auto config = ParseConfig("cgroups:\n  max_tracked_cgroups: 2\n", "test.yaml");
-  ASSERT_TRUE(config.has_value()) << config.error().message;
-  const auto out = Scrape(records, *config);
+  const auto out = Scrape(records, WithHierarchy("  max_tracked_cgroups: 2\n"));
   EXPECT_EQ(Value(out, "socket_cgroup_connections", {{"cgroup", "other"}}), 2);
   EXPECT_EQ(Value(out, "socket_cgroup_untracked_sockets", {{"reason", "max_tracked_cgroups"}}), 2);
   EXPECT_EQ(Value(out, "socket_cgroup_connections", {}), 4);

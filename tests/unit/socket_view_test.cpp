@@ -19,7 +19,6 @@
 #include <vector>
 
 #include "collectors/registry.h"
-#include "collectors/sources/cgroup_resolver.h"
 #include "collectors/sources/netlink_parser.h"
 #include "exporter/scraper.h"
 #include "test_util.h"
@@ -66,15 +65,6 @@ class FixtureSource : public SocketSource {
     return stats;
   }
 };
-
-// The fixtures' cgroup IDs are of the recording machine: resolve them
-// nowhere, so that the goldens read "unresolved" on every machine.
-const bool kNoCgroupHierarchy = [] {
-  CgroupResolver::Options options;
-  options.hierarchy = "/nonexistent/cgroup2";
-  CgroupResolver::ResetShared(options);
-  return true;
-}();
 
 std::shared_ptr<const Config> GoldenConfig() {
   // A fixed source name: the summary prints it, and a path would differ
