@@ -7,8 +7,9 @@
 // At start it runs socket_exporter's default collectors once in its own
 // network namespace (Scraper::CollectNow: the families the exporter would
 // answer with for this population), then serves exactly those families on
-// 127.0.0.1:PORT/metrics through prometheus-cpp's Exposer on CivetWeb, with
-// the exporter's CivetWeb settings (CivetOptions) and malloc settings. Each
+// 127.0.0.1:PORT/metrics through the exporter's own serving path (WebServer:
+// the HTTP front end, then prometheus-cpp's Exposer on CivetWeb with the
+// exporter's CivetWeb settings), with the exporter's malloc settings. Each
 // scrape copies the families, as the exporter hands a collection's result
 // to its request, and prometheus-cpp serializes them. No socket table is
 // read per scrape: a scrape of this server is what the exporter's scrape
@@ -20,7 +21,6 @@
 //
 // Thread safety: FixedFamilies swaps and copies its families under a mutex.
 #include <prometheus/collectable.h>
-#include <prometheus/exposer.h>
 
 #include <csignal>
 #include <cstdio>
@@ -31,6 +31,7 @@
 #include <string_view>
 #include <vector>
 
+#include "collectors/registry.h"
 #include "config/config.h"
 #include "exporter/app.h"
 #include "exporter/http/web.h"
@@ -92,10 +93,14 @@ int main(int argc, char** argv) {
   const std::size_t series = CollectInto(scraper, *families);
   if (series == 0) return 1;
 
-  try {
-    prometheus::Exposer exposer(socket_exporter::CivetOptions(
-        "127.0.0.1:" + std::to_string(port), socket_exporter::WebOptions{}.threads));
-    exposer.RegisterCollectable(families, "/metrics");
+  socket_exporter::WebOptions options;
+  options.listen_address = "127.0.0.1:" + std::to_string(port);
+  auto server = socket_exporter::WebServer::Start(options, families);
+  if (!server) {
+    std::fprintf(stderr, "stack_floor: %s\n", server.error().message.c_str());
+    return 1;
+  }
+  {
     std::printf("READY %zu\n", series);
     std::fflush(stdout);
     for (;;) {
@@ -107,9 +112,6 @@ int main(int argc, char** argv) {
       std::printf("REFRESHED %zu\n", refreshed);
       std::fflush(stdout);
     }
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "stack_floor: cannot serve on port %d: %s\n", port, e.what());
-    return 1;
   }
   return 0;
 }

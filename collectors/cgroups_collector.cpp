@@ -9,6 +9,8 @@
 
 #include "collectors/sources/cgroup_path.h"
 #include "collectors/sources/cgroup_resolver.h"
+#include "collectors/summary.h"
+#include "config/yaml_reader.h"
 
 namespace socket_exporter {
 namespace {
@@ -94,8 +96,9 @@ std::size_t CgroupsCollector::PairHash::operator()(const Pair& p) const {
 
 Result<void> CgroupsCollector::Begin(const ScrapeContext& context) {
   config_ = context.config;
-  if (auto loaded = ports_.Load(context.procfs_root); !loaded) return loaded;
-  CgroupResolver::UseHierarchy(config_->cgroups.hierarchy);
+  settings_ = &config_->Section<CgroupsSettings>(kCgroupsCollectorName);
+  TRY(ports_.Load(context.procfs_root));
+  CgroupResolver::UseHierarchy(settings_->hierarchy);
   slots_.clear();
   slots_.emplace_back();  // the overflow slot
   if (table_.empty()) table_.assign(kInitialBuckets, 0);
@@ -132,7 +135,7 @@ std::uint32_t CgroupsCollector::SlotOf(std::uint64_t id) {
     }
     b = (b + 1) & mask;
   }
-  if (slots_.size() - 1 >= config_->cgroups.max_tracked_cgroups) return 0;
+  if (slots_.size() - 1 >= settings_->max_tracked_cgroups) return 0;
   const auto slot = static_cast<std::uint32_t>(slots_.size());
   slots_.emplace_back().id = id;
   table_[b] = slot;
@@ -155,12 +158,12 @@ void CgroupsCollector::Observe(const SocketRecord& record, const Classification&
   ++slot.states[protocol][record.state < kTcpMaxStates ? record.state : 0];
   const EphemeralUse use = ports_.Observe(record, cls);
   if (use == EphemeralUse::kLocks || use == EphemeralUse::kHeld) ++slot.ephemeral[protocol];
-  if (use != EphemeralUse::kHeld || config_->cgroups.top_destinations == 0) return;
+  if (use != EphemeralUse::kHeld || settings_->top_destinations == 0) return;
   Pair pair{record.local.Normalized(), record.remote.Normalized(), record.remote_port,
             record.protocol, slot_index};
   auto it = pairs_.find(pair);
   if (it == pairs_.end()) {
-    if (pairs_.size() >= config_->cgroups.max_tracked_pairs) {
+    if (pairs_.size() >= settings_->max_tracked_pairs) {
       ++untracked_pair_sockets_;
       return;
     }
@@ -171,7 +174,7 @@ void CgroupsCollector::Observe(const SocketRecord& record, const Classification&
 
 Result<void> CgroupsCollector::Finish(std::vector<prometheus::MetricFamily>& out) {
   using prometheus::MetricType;
-  const CgroupsSettings& settings = config_->cgroups;
+  const CgroupsSettings& settings = *settings_;
 
   if (full_sockets_ > 0 && owned_sockets_ == 0 && !warned_no_ids_) {
     warned_no_ids_ = true;
@@ -361,6 +364,109 @@ Result<void> CgroupsCollector::Finish(std::vector<prometheus::MetricFamily>& out
                 "Walks of the cgroup2 hierarchy made to resolve cgroup IDs.", MetricType::Counter),
       {}, static_cast<double>(stats.scans));
   return {};
+}
+
+std::shared_ptr<const SectionSettings> ParseCgroupsSettings(yaml::FieldReader& reader,
+                                                            const yaml::Field* section) {
+  static constexpr std::array<std::string_view, 8> kKeys = {"top",
+                                                            "group_by",
+                                                            "depth",
+                                                            "top_destinations",
+                                                            "cgroups_per_destination",
+                                                            "max_tracked_cgroups",
+                                                            "max_tracked_pairs",
+                                                            "hierarchy"};
+  auto settings = std::make_shared<CgroupsSettings>();
+  if (section == nullptr) return settings;
+  const auto number = [&](const yaml::Field& value, std::uint32_t& out, std::uint32_t min,
+                          std::uint32_t max) {
+    if (auto v = reader.ParseUint(value, min, max)) out = *v;
+  };
+  reader.ForEachEntry(
+      *section, [&](const std::string& key, yaml::Position key_pos, const yaml::Field& value) {
+        if (key == "top") {
+          number(value, settings->top, 0, 1000);
+        } else if (key == "depth") {
+          number(value, settings->depth, 1, 64);
+        } else if (key == "top_destinations") {
+          number(value, settings->top_destinations, 0, 100);
+        } else if (key == "cgroups_per_destination") {
+          number(value, settings->cgroups_per_destination, 1, 100);
+        } else if (key == "max_tracked_cgroups") {
+          number(value, settings->max_tracked_cgroups, 1, 1'000'000);
+        } else if (key == "max_tracked_pairs") {
+          number(value, settings->max_tracked_pairs, 1, 10'000'000);
+        } else if (key == "hierarchy") {
+          if (!value.node.IsScalar() || !value.node.Scalar().starts_with('/')) {
+            reader.Expected(value, "an absolute path");
+          } else {
+            settings->hierarchy = value.node.Scalar();
+          }
+        } else if (key == "group_by") {
+          const std::string text = value.node.IsScalar() ? value.node.Scalar() : std::string();
+          if (text == "cgroup") {
+            settings->group_by = CgroupsSettings::GroupBy::kCgroup;
+          } else if (text == "depth") {
+            settings->group_by = CgroupsSettings::GroupBy::kDepth;
+          } else if (text == "workload") {
+            settings->group_by = CgroupsSettings::GroupBy::kWorkload;
+          } else {
+            reader.Expected(value, "'cgroup', 'depth' or 'workload'");
+          }
+        } else {
+          reader.UnknownKey(*section, key, key_pos, kKeys);
+        }
+      });
+  return settings;
+}
+
+// Sockets by cgroup: the cgroups collector's series, summed over states (and
+// namespaces), busiest first; cgroup="other" and the values that are not
+// paths last.
+void WriteCgroupTables(const std::vector<prometheus::MetricFamily>& families,
+                       const Config& /*config*/, std::ostream& out) {
+  out << "\nSockets by cgroup (socket_cgroup_connections):\n";
+  const auto* connections = FindFamily(families, "socket_cgroup_connections");
+  if (connections == nullptr) {
+    out << CollectorProblem(families, kCgroupsCollectorName) << "\n";
+    return;
+  }
+  struct Row {
+    double tcp = 0;
+    double udp = 0;
+    double time_wait = 0;
+    double ephemeral = 0;
+  };
+  std::map<std::string, Row> rows;
+  for (const auto& metric : connections->metric) {
+    Row& row = rows[std::string(LabelOf(metric, "cgroup"))];
+    const double value = ValueOf(*connections, metric);
+    (LabelOf(metric, "protocol") == "udp" ? row.udp : row.tcp) += value;
+    if (LabelOf(metric, "state") == "time_wait") row.time_wait += value;
+  }
+  if (const auto* ephemeral = FindFamily(families, "socket_cgroup_ephemeral_ports_used")) {
+    for (const auto& metric : ephemeral->metric) {
+      rows[std::string(LabelOf(metric, "cgroup"))].ephemeral += ValueOf(*ephemeral, metric);
+    }
+  }
+  if (rows.empty()) {
+    out << "(none)\n";
+    return;
+  }
+  std::vector<std::pair<std::string, Row>> ordered(rows.begin(), rows.end());
+  std::stable_sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) {
+    const bool a_path = a.first.starts_with('/');
+    const bool b_path = b.first.starts_with('/');
+    if (a_path != b_path) return a_path;
+    return a.second.tcp + a.second.udp > b.second.tcp + b.second.udp;
+  });
+  Table table({"cgroup", "tcp", "udp", "total", "time_wait", "ephemeral_ports"},
+              {false, true, true, true, true, true});
+  for (const auto& [cgroup, row] : ordered) {
+    table.Add({cgroup, Count(row.tcp), Count(row.udp), Count(row.tcp + row.udp),
+               Count(row.time_wait), Count(row.ephemeral)});
+  }
+  table.Write(out);
 }
 
 }  // namespace socket_exporter

@@ -25,11 +25,13 @@
 
 #include <array>
 #include <cstdint>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "collectors/cgroups_settings.h"
 #include "collectors/collector.h"
 #include "collectors/ephemeral_ports.h"
 
@@ -44,9 +46,12 @@ inline constexpr std::string_view kCgroupOther = "other";
 // values above. `storage` holds the path; the result may point into it.
 std::string_view CgroupName(std::uint64_t id, std::string& storage);
 
+// Its table in --summary: sockets by cgroup.
+void WriteCgroupTables(const std::vector<prometheus::MetricFamily>& families, const Config& config,
+                       std::ostream& out);
+
 class CgroupsCollector : public Collector {
  public:
-  std::string_view Name() const override { return "cgroups"; }
   Result<void> Begin(const ScrapeContext& context) override;
   void Observe(const SocketRecord& record, const Classification& cls) override;
   Result<void> Finish(std::vector<prometheus::MetricFamily>& out) override;
@@ -73,6 +78,7 @@ class CgroupsCollector : public Collector {
   void Rehash(std::size_t buckets);
 
   std::shared_ptr<const Config> config_;
+  const CgroupsSettings* settings_ = nullptr;  // held by config_
   EphemeralPorts ports_;
   std::vector<Slot> slots_;           // slots_[0]: cgroups beyond max_tracked_cgroups
   std::vector<std::uint32_t> table_;  // open addressing: slot index, 0 = empty

@@ -3,17 +3,6 @@
 #include <cstring>
 
 namespace socket_exporter {
-namespace {
-
-bool TestBit(const std::vector<std::uint64_t>& bits, std::uint16_t port) {
-  return (bits[port >> 6] >> (port & 63)) & 1U;
-}
-void SetBit(std::vector<std::uint64_t>& bits, std::uint16_t port) {
-  bits[port >> 6] |= std::uint64_t{1} << (port & 63);
-}
-
-}  // namespace
-
 std::string_view DirectionName(Direction direction) {
   return direction == Direction::kInbound ? "inbound" : "outbound";
 }
@@ -38,9 +27,9 @@ std::size_t Classifier::ListenerKeyHash::operator()(const ListenerKey& key) cons
 Classifier::Classifier(std::shared_ptr<const Config> config) : config_(std::move(config)) {}
 
 void Classifier::AddListener(Listeners& listeners, const IpAddress& address, std::uint16_t port) {
-  SetBit(listeners.any_port, port);
+  listeners.any_port.Insert(port);
   if (address.IsUnspecified()) {
-    SetBit(listeners.wildcard_port, port);
+    listeners.wildcard_port.Insert(port);
   } else {
     listeners.specific.insert(ListenerKey{address, port});
   }
@@ -48,8 +37,8 @@ void Classifier::AddListener(Listeners& listeners, const IpAddress& address, std
 
 bool Classifier::HasListener(const Listeners& listeners, const IpAddress& address,
                              std::uint16_t port) const {
-  if (!TestBit(listeners.any_port, port)) return false;
-  if (TestBit(listeners.wildcard_port, port)) return true;
+  if (!listeners.any_port.Contains(port)) return false;
+  if (listeners.wildcard_port.Contains(port)) return true;
   return listeners.specific.contains(ListenerKey{address, port});
 }
 

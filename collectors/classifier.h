@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "collectors/sources/socket_record.h"
+#include "common/ports.h"
 #include "config/config.h"
 
 namespace socket_exporter {
@@ -59,8 +60,8 @@ class Classifier {
   };
   struct Listeners {
     // Bit per port: some listener has it, and a wildcard listener has it.
-    std::vector<std::uint64_t> any_port = std::vector<std::uint64_t>(1024);
-    std::vector<std::uint64_t> wildcard_port = std::vector<std::uint64_t>(1024);
+    PortSet any_port;
+    PortSet wildcard_port;
     std::unordered_set<ListenerKey, ListenerKeyHash> specific;
   };
 

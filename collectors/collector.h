@@ -49,6 +49,12 @@ struct ScrapeContext {
   // thread that setns()'d) sets "/proc/thread-self" here. Read it through
   // NetRoot().
   std::string procfs_net_root;
+  // True when this run covers every network namespace of the host: the netns
+  // scrape mode (kNetnsMode, collectors/registry.h) is on and the collector
+  // runs once for all of them, not once per namespace (UsesSockets() false).
+  // A collector that sees every namespace at once (events) then labels its
+  // series by namespace. False in the mode's per-namespace passes.
+  bool all_namespaces = false;
 
   const std::string& NetRoot() const {
     return procfs_net_root.empty() ? procfs_root : procfs_net_root;
@@ -58,7 +64,6 @@ struct ScrapeContext {
 class Collector {
  public:
   virtual ~Collector() = default;
-  virtual std::string_view Name() const = 0;
   virtual bool UsesSockets() const { return true; }
   virtual Result<void> Begin(const ScrapeContext& context) = 0;
   virtual void Observe(const SocketRecord& /*record*/, const Classification& /*cls*/) {}

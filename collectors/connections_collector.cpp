@@ -4,6 +4,8 @@
 
 #include <unordered_set>
 
+#include "collectors/summary.h"
+
 namespace socket_exporter {
 namespace {
 
@@ -145,6 +147,90 @@ Result<void> ConnectionsCollector::Finish(std::vector<prometheus::MetricFamily>&
       prometheus::MetricType::Gauge);
   AddGauge(folded_family, {{"metric", "socket_connections"}}, static_cast<double>(folded_series_));
   return {};
+}
+
+void WriteConnectionTables(const std::vector<prometheus::MetricFamily>& families,
+                           const Config& config, std::ostream& out) {
+  out << "Sockets by state and service (socket_connections):\n";
+  const std::string problem = CollectorProblem(families, "connections");
+  const auto* connections = FindFamily(families, "socket_connections");
+  if (!problem.empty() || connections == nullptr) {
+    out << (problem.empty() ? "(no socket_connections)" : problem) << "\n\n";
+    return;
+  }
+  const std::vector<std::string> services = ServiceOrder(config);
+  const std::vector<std::string> states = StateLabelValues();
+  std::vector<std::string> ranges;
+  for (const PortRangeConfig& range : config.port_ranges) ranges.push_back(range.name);
+
+  // (protocol, state index) -> service index -> sockets, and
+  // (protocol, service index, range index) -> [inbound, outbound].
+  using StateKey = std::pair<std::string, std::size_t>;
+  std::map<StateKey, std::map<std::size_t, double>> by_state;
+  std::map<std::size_t, double> service_totals;
+  using RangeKey = std::tuple<std::string, std::size_t, std::size_t>;
+  std::map<RangeKey, std::array<double, 2>> by_range;
+  for (const auto& metric : connections->metric) {
+    const double value = ValueOf(*connections, metric);
+    if (value == 0) continue;
+    const std::string protocol(LabelOf(metric, "protocol"));
+    const std::size_t service = IndexIn(services, LabelOf(metric, "service_name"));
+    by_state[{protocol, IndexIn(states, LabelOf(metric, "state"))}][service] += value;
+    service_totals[service] += value;
+    const std::size_t range = IndexIn(ranges, LabelOf(metric, "port_range"));
+    by_range[{protocol, service, range}][LabelOf(metric, "direction") == "inbound" ? 0 : 1] +=
+        value;
+  }
+  // "tcp" sorts before "udp", as in the exporter's label values.
+  std::vector<std::size_t> columns;
+  for (const auto& [service, total] : service_totals) columns.push_back(service);
+
+  std::vector<std::string> header{"protocol", "state"};
+  std::vector<bool> right{false, false};
+  for (std::size_t service : columns) {
+    header.push_back(service < services.size() ? services[service] : "?");
+    right.push_back(true);
+  }
+  header.push_back("total");
+  right.push_back(true);
+  Table state_table(std::move(header), std::move(right));
+  double grand_total = 0;
+  for (const auto& [key, counts] : by_state) {
+    std::vector<std::string> row{key.first, key.second < states.size() ? states[key.second] : "?"};
+    double total = 0;
+    for (std::size_t service : columns) {
+      const auto it = counts.find(service);
+      const double value = it == counts.end() ? 0 : it->second;
+      row.push_back(Count(value));
+      total += value;
+    }
+    row.push_back(Count(total));
+    grand_total += total;
+    state_table.Add(std::move(row));
+  }
+  std::vector<std::string> total_row{"all", "all"};
+  for (std::size_t service : columns) total_row.push_back(Count(service_totals[service]));
+  total_row.push_back(Count(grand_total));
+  state_table.Add(std::move(total_row));
+  state_table.Write(out);
+  if (const auto folded = Sample(families, "socket_exporter_cardinality_folded_series");
+      folded && *folded > 0) {
+    out << Count(*folded) << " label sets were folded into service_name=\"other\" "
+        << "(limits.max_series)\n";
+  }
+  out << '\n';
+
+  out << "Sockets by service, port range and direction (socket_connections):\n";
+  Table range_table({"protocol", "service_name", "port_range", "inbound", "outbound", "total"},
+                    {false, false, false, true, true, true});
+  for (const auto& [key, counts] : by_range) {
+    const auto& [protocol, service, range] = key;
+    range_table.Add({protocol, service < services.size() ? services[service] : "?",
+                     range < ranges.size() ? ranges[range] : "?", Count(counts[0]),
+                     Count(counts[1]), Count(counts[0] + counts[1])});
+  }
+  range_table.Write(out);
+  out << '\n';
 }
 
 }  // namespace socket_exporter

@@ -15,15 +15,19 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <ostream>
 #include <unordered_map>
 
 #include "collectors/collector.h"
 
 namespace socket_exporter {
 
+// Its tables in --summary.
+void WriteConnectionTables(const std::vector<prometheus::MetricFamily>& families,
+                           const Config& config, std::ostream& out);
+
 class ConnectionsCollector : public Collector {
  public:
-  std::string_view Name() const override { return "connections"; }
   Result<void> Begin(const ScrapeContext& context) override;
   void Observe(const SocketRecord& record, const Classification& cls) override;
   Result<void> Finish(std::vector<prometheus::MetricFamily>& out) override;

@@ -5,12 +5,54 @@
 #include <algorithm>
 #include <cstring>
 
+#include "collectors/summary.h"
+#include "config/yaml_reader.h"
+
 namespace socket_exporter {
 namespace {
 
 std::string FormatThreshold(double threshold) { return fmt::format("{}", threshold); }
 
 }  // namespace
+
+std::shared_ptr<const SectionSettings> ParseEphemeralSettings(yaml::FieldReader& reader,
+                                                              const yaml::Field* section) {
+  static constexpr std::array<std::string_view, 3> kKeys = {
+      "top_destinations", "max_tracked_destinations", "utilization_thresholds"};
+  auto settings = std::make_shared<EphemeralSettings>();
+  if (section == nullptr) return settings;
+  reader.ForEachEntry(
+      *section, [&](const std::string& key, yaml::Position key_pos, const yaml::Field& value) {
+        if (key == "top_destinations") {
+          if (auto v = reader.ParseUint(value, 0, 1000)) settings->top_destinations = *v;
+        } else if (key == "max_tracked_destinations") {
+          if (auto v = reader.ParseUint(value, 1, 10'000'000))
+            settings->max_tracked_destinations = *v;
+        } else if (key == "utilization_thresholds") {
+          if (!value.node.IsSequence()) {
+            reader.Expected(value, "a list of numbers");
+            return;
+          }
+          auto& thresholds = settings->utilization_thresholds;
+          thresholds.clear();
+          std::size_t index = 0;
+          for (const YAML::Node& node : value.node) {
+            const yaml::Field item = yaml::ItemField(value, node, index++);
+            const auto ratio = reader.ParseRatio(item);
+            if (!ratio) continue;
+            // Two equal thresholds would publish the same series twice.
+            if (std::find(thresholds.begin(), thresholds.end(), *ratio) != thresholds.end()) {
+              reader.Error(item, fmt::format("duplicate threshold {}", *ratio));
+              continue;
+            }
+            thresholds.push_back(*ratio);
+          }
+        } else {
+          reader.UnknownKey(*section, key, key_pos, kKeys);
+        }
+      });
+  return settings;
+}
 
 std::size_t EphemeralCollector::DestinationHash::operator()(const Destination& d) const {
   std::uint64_t words[4];
@@ -23,7 +65,8 @@ std::size_t EphemeralCollector::DestinationHash::operator()(const Destination& d
 
 Result<void> EphemeralCollector::Begin(const ScrapeContext& context) {
   config_ = context.config;
-  if (auto loaded = ports_.Load(context.procfs_root); !loaded) return loaded;
+  settings_ = &config_->Section<EphemeralSettings>(kEphemeralCollectorName);
+  TRY(ports_.Load(context.procfs_root));
   for (PerProtocol& p : protocols_) {
     p.destinations.clear();
     p.untracked_sockets = 0;
@@ -37,7 +80,7 @@ void EphemeralCollector::Observe(const SocketRecord& record, const Classificatio
   Destination d{record.local.Normalized(), record.remote.Normalized(), record.remote_port};
   auto it = p.destinations.find(d);
   if (it == p.destinations.end()) {
-    if (p.destinations.size() >= config_->ephemeral.max_tracked_destinations) {
+    if (p.destinations.size() >= settings_->max_tracked_destinations) {
       ++p.untracked_sockets;
       return;
     }
@@ -99,7 +142,7 @@ Result<void> EphemeralCollector::Finish(std::vector<prometheus::MetricFamily>& o
                                  "TIME_WAIT sockets.",
                                  MetricType::Gauge);
 
-  const auto& thresholds = config_->ephemeral.utilization_thresholds;
+  const auto& thresholds = settings_->utilization_thresholds;
   for (Protocol protocol : {Protocol::kTcp, Protocol::kUdp}) {
     PerProtocol& p = protocols_[static_cast<std::size_t>(protocol)];
     const std::string proto(ProtocolName(protocol));
@@ -129,7 +172,7 @@ Result<void> EphemeralCollector::Finish(std::vector<prometheus::MetricFamily>& o
     AddGauge(untracked, {{"protocol", proto}}, static_cast<double>(p.untracked_sockets));
 
     // Top K destinations by ports used; ties broken by address for stable output.
-    const std::size_t k = config_->ephemeral.top_destinations;
+    const std::size_t k = settings_->top_destinations;
     if (k == 0 || p.destinations.empty()) continue;
     std::vector<std::pair<const Destination*, Use>> ranked;
     ranked.reserve(p.destinations.size());
@@ -158,6 +201,96 @@ Result<void> EphemeralCollector::Finish(std::vector<prometheus::MetricFamily>& o
     }
   }
   return {};
+}
+
+void WriteEphemeralTables(const std::vector<prometheus::MetricFamily>& families,
+                          const Config& /*config*/, std::ostream& out) {
+  const std::string problem = CollectorProblem(families, "ephemeral");
+  const auto start = Sample(families, "socket_ephemeral_range_start_port");
+  if (!problem.empty() || !start) {
+    out << "Ephemeral ports:\n" << (problem.empty() ? "(no ephemeral metrics)" : problem) << "\n";
+    return;
+  }
+  out << "Ephemeral ports (range " << Count(*start) << "-"
+      << Count(Sample(families, "socket_ephemeral_range_end_port").value_or(0)) << ": "
+      << Count(Sample(families, "socket_ephemeral_range_ports").value_or(0)) << " usable, "
+      << Count(Sample(families, "socket_ephemeral_reserved_ports").value_or(0)) << " reserved):\n";
+
+  // Thresholds in the order the collector publishes them (the config's).
+  std::vector<std::string> thresholds;
+  if (const auto* above = FindFamily(families, "socket_ephemeral_destinations_above_ratio")) {
+    for (const auto& metric : above->metric) {
+      const std::string threshold(LabelOf(metric, "threshold"));
+      if (!Contains(thresholds, threshold)) thresholds.push_back(threshold);
+    }
+  }
+  std::vector<std::string> header{"protocol",   "bind_locked",  "capacity",
+                                  "ports_used", "destinations", "max_utilization"};
+  for (const std::string& threshold : thresholds) header.push_back(">=" + threshold);
+  header.push_back("untracked");
+  std::vector<bool> right(header.size(), true);
+  right[0] = false;
+  Table table(std::move(header), std::move(right));
+  std::map<std::string, double> capacity;
+  for (const char* protocol : {"tcp", "udp"}) {
+    const auto value = [&](std::string_view name) {
+      return Sample(families, name, "protocol", protocol).value_or(0);
+    };
+    capacity[protocol] = value("socket_ephemeral_capacity_ports");
+    std::vector<std::string> row{
+        protocol,
+        Count(value("socket_ephemeral_bind_locked_ports")),
+        Count(capacity[protocol]),
+        Count(value("socket_ephemeral_ports_used")),
+        Count(value("socket_ephemeral_destinations")),
+        Ratio(value("socket_ephemeral_destination_utilization_max_ratio"))};
+    const auto* above = FindFamily(families, "socket_ephemeral_destinations_above_ratio");
+    for (const std::string& threshold : thresholds) {
+      double n = 0;
+      for (const auto& metric : above->metric) {
+        if (LabelOf(metric, "protocol") == protocol && LabelOf(metric, "threshold") == threshold) {
+          n += ValueOf(*above, metric);
+        }
+      }
+      row.push_back(Count(n));
+    }
+    row.push_back(Count(value("socket_ephemeral_untracked_sockets")));
+    table.Add(std::move(row));
+  }
+  table.Write(out);
+  out << '\n';
+
+  out << "Top destinations (socket_ephemeral_destination_ports_used):\n";
+  const auto* used = FindFamily(families, "socket_ephemeral_destination_ports_used");
+  const auto* time_wait = FindFamily(families, "socket_ephemeral_destination_time_wait_ports");
+  if (used == nullptr || used->metric.empty()) {
+    out << "(none)\n";
+    return;
+  }
+  const auto destination_of = [](const prometheus::ClientMetric& metric) {
+    return fmt::format("{} {} {} {}", LabelOf(metric, "protocol"), LabelOf(metric, "local_address"),
+                       LabelOf(metric, "remote_address"), LabelOf(metric, "remote_port"));
+  };
+  std::map<std::string, double> time_wait_of;
+  if (time_wait != nullptr) {
+    for (const auto& metric : time_wait->metric) {
+      time_wait_of[destination_of(metric)] = ValueOf(*time_wait, metric);
+    }
+  }
+  Table top({"protocol", "local_address", "remote_address", "remote_port", "ports_used",
+             "time_wait", "utilization"},
+            {false, false, false, true, true, true, true});
+  // The collector already ranks them (busiest first, ties by address).
+  for (const auto& metric : used->metric) {
+    const std::string protocol(LabelOf(metric, "protocol"));
+    const double ports = ValueOf(*used, metric);
+    const double cap = capacity[protocol];
+    top.Add({protocol, std::string(LabelOf(metric, "local_address")),
+             std::string(LabelOf(metric, "remote_address")),
+             std::string(LabelOf(metric, "remote_port")), Count(ports),
+             Count(time_wait_of[destination_of(metric)]), Ratio(cap == 0 ? 1.0 : ports / cap)});
+  }
+  top.Write(out);
 }
 
 }  // namespace socket_exporter

@@ -21,6 +21,7 @@
 
 #include <array>
 #include <cstdint>
+#include <ostream>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -30,9 +31,27 @@
 
 namespace socket_exporter {
 
+inline constexpr std::string_view kEphemeralCollectorName = "ephemeral";
+
+// The `ephemeral:` section of the config file.
+struct EphemeralSettings : SectionSettings {
+  // Series of socket_ephemeral_destination_ports_used: the K busiest
+  // destinations. 0 turns the per-destination series off.
+  std::uint32_t top_destinations = 10;
+  // Size cap of the per-scrape destination table; destinations beyond it are
+  // counted in socket_ephemeral_untracked_sockets.
+  std::uint32_t max_tracked_destinations = 65536;
+  // socket_ephemeral_destinations_above_ratio{threshold} is published for each.
+  std::vector<double> utilization_thresholds = {0.5, 0.8, 0.9};
+};
+std::shared_ptr<const SectionSettings> ParseEphemeralSettings(yaml::FieldReader& reader,
+                                                              const yaml::Field* section);
+// Its tables in --summary.
+void WriteEphemeralTables(const std::vector<prometheus::MetricFamily>& families,
+                          const Config& config, std::ostream& out);
+
 class EphemeralCollector : public Collector {
  public:
-  std::string_view Name() const override { return "ephemeral"; }
   Result<void> Begin(const ScrapeContext& context) override;
   void Observe(const SocketRecord& record, const Classification& cls) override;
   Result<void> Finish(std::vector<prometheus::MetricFamily>& out) override;
@@ -57,7 +76,8 @@ class EphemeralCollector : public Collector {
   };
 
   std::shared_ptr<const Config> config_;
-  EphemeralPorts ports_;  // R, B and the ports in use
+  const EphemeralSettings* settings_ = nullptr;  // held by config_
+  EphemeralPorts ports_;                         // R, B and the ports in use
   std::array<PerProtocol, 2> protocols_;
 };
 

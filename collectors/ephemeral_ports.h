@@ -16,8 +16,8 @@
 
 #include "collectors/classifier.h"
 #include "collectors/sources/socket_record.h"
+#include "common/ports.h"
 #include "common/result.h"
-#include "config/config.h"
 
 namespace socket_exporter {
 
@@ -36,8 +36,6 @@ enum class EphemeralUse : std::uint8_t {
 
 class EphemeralPorts {
  public:
-  using PortBits = std::array<std::uint64_t, 1024>;  // one bit per port
-
   // Reads <procfs_root>/sys/net/ipv4/ip_local_{port_range,reserved_ports}
   // and forgets the previous scrape's sockets.
   Result<void> Load(const std::string& procfs_root);
@@ -53,11 +51,11 @@ class EphemeralPorts {
 
  private:
   PortInterval range_{};
-  PortBits usable_{};
+  PortSet usable_;
   std::uint32_t usable_count_ = 0;
   std::uint32_t reserved_in_range_ = 0;
-  std::array<PortBits, 2> bind_locked_{};
-  std::array<PortBits, 2> used_{};
+  std::array<PortSet, 2> bind_locked_;
+  std::array<PortSet, 2> used_;
 };
 
 }  // namespace socket_exporter

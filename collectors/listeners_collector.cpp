@@ -11,6 +11,7 @@
 
 #include "collectors/sources/netstat_parser.h"
 #include "common/read_file.h"
+#include "config/yaml_reader.h"
 
 namespace socket_exporter {
 namespace {
@@ -54,9 +55,8 @@ Result<void> ListenersCollector::Begin(const ScrapeContext& context) {
   // NetRoot() is the procfs directory whose net/ belongs to the namespace
   // of this pass's sockets, so the counters match the queues.
   const std::string path = context.NetRoot() + "/net/netstat";
-  auto text = ReadRequiredFile(path);
-  if (!text) return std::unexpected(text.error());
-  auto counters = ParseNetstat(*text);
+  TRY_ASSIGN(auto text, ReadRequiredFile(path));
+  auto counters = ParseNetstat(text);
   if (!counters) return Fail(fmt::format("{}: {}", path, counters.error().message));
   netstat_ = std::move(*counters);
   return {};
@@ -103,8 +103,8 @@ Result<void> ListenersCollector::Finish(std::vector<prometheus::MetricFamily>& o
   std::vector<Rank> ranked;
   ranked.reserve(by_port.size());
   for (const auto& [port, rank] : by_port) ranked.push_back(rank);
-  const std::size_t kept_count =
-      std::min<std::size_t>(config_->listeners.top_other_ports, ranked.size());
+  const std::size_t kept_count = std::min<std::size_t>(
+      config_->Section<ListenersSettings>(kListenersCollectorName).top_other_ports, ranked.size());
   std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(kept_count),
                     ranked.end(), [](const Rank& a, const Rank& b) {
                       if (a.fill != b.fill) return a.fill > b.fill;
@@ -172,6 +172,22 @@ Result<void> ListenersCollector::Finish(std::vector<prometheus::MetricFamily>& o
                static_cast<double>(it->second));
   }
   return {};
+}
+
+std::shared_ptr<const SectionSettings> ParseListenersSettings(yaml::FieldReader& reader,
+                                                              const yaml::Field* section) {
+  static constexpr std::array<std::string_view, 1> kKeys = {"top_other_ports"};
+  auto settings = std::make_shared<ListenersSettings>();
+  if (section == nullptr) return settings;
+  reader.ForEachEntry(
+      *section, [&](const std::string& key, yaml::Position key_pos, const yaml::Field& value) {
+        if (key == "top_other_ports") {
+          if (auto v = reader.ParseUint(value, 0, 1000)) settings->top_other_ports = *v;
+        } else {
+          reader.UnknownKey(*section, key, key_pos, kKeys);
+        }
+      });
+  return settings;
 }
 
 }  // namespace socket_exporter

@@ -42,9 +42,19 @@
 
 namespace socket_exporter {
 
+inline constexpr std::string_view kListenersCollectorName = "listeners";
+
+// The `listeners:` section of the config file.
+struct ListenersSettings : SectionSettings {
+  // Listening ports outside the configured services that get their own series:
+  // the K fullest accept queues.
+  std::uint32_t top_other_ports = 10;
+};
+std::shared_ptr<const SectionSettings> ParseListenersSettings(yaml::FieldReader& reader,
+                                                              const yaml::Field* section);
+
 class ListenersCollector : public Collector {
  public:
-  std::string_view Name() const override { return "listeners"; }
   Result<void> Begin(const ScrapeContext& context) override;
   void Observe(const SocketRecord& record, const Classification& cls) override;
   Result<void> Finish(std::vector<prometheus::MetricFamily>& out) override;

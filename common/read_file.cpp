@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
-#include "collectors/sources/netlink_parser.h"
+#include "common/errno_text.h"
 
 namespace socket_exporter {
 
@@ -18,7 +18,7 @@ Result<bool> ReadWholeFile(const std::string& path, std::string& out, std::size_
   if (fd < 0) {
     const int error = errno;
     if (error == ENOENT) return false;
-    return Fail(fmt::format("cannot open {}: {}", path, KernelErrorText(error)));
+    return Fail(fmt::format("cannot open {}: {}", path, ErrnoText(error)));
   }
   for (;;) {
     const std::size_t used = out.size();
@@ -29,7 +29,7 @@ Result<bool> ReadWholeFile(const std::string& path, std::string& out, std::size_
       out.resize(used);
       if (error == EINTR) continue;
       ::close(fd);
-      return Fail(fmt::format("cannot read {}: {}", path, KernelErrorText(error)));
+      return Fail(fmt::format("cannot read {}: {}", path, ErrnoText(error)));
     }
     out.resize(used + static_cast<std::size_t>(got));
     if (got == 0) break;
@@ -40,9 +40,8 @@ Result<bool> ReadWholeFile(const std::string& path, std::string& out, std::size_
 
 Result<std::string> ReadRequiredFile(const std::string& path) {
   std::string text;
-  auto found = ReadWholeFile(path, text);
-  if (!found) return std::unexpected(found.error());
-  if (!*found) return Fail(fmt::format("cannot read {}: {}", path, KernelErrorText(ENOENT)));
+  TRY_ASSIGN(auto found, ReadWholeFile(path, text));
+  if (!found) return Fail(fmt::format("cannot read {}: {}", path, ErrnoText(ENOENT)));
   return text;
 }
 

@@ -10,15 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "collectors/cgroups_settings.h"  // until collectors own their sections
+#include "common/ports.h"
 #include "common/result.h"
 
 namespace socket_exporter {
-
-struct PortInterval {
-  std::uint16_t first = 0;
-  std::uint16_t last = 0;  // inclusive
-};
 
 struct PortRangeConfig {
   std::string name;  // label value of port_range
@@ -30,23 +25,6 @@ struct ServiceConfig {
   std::vector<PortInterval> ports;
   bool tcp = true;  // applies to TCP sockets
   bool udp = true;  // applies to UDP sockets
-};
-
-struct EphemeralConfig {
-  // Series of socket_ephemeral_destination_ports_used: the K busiest
-  // destinations. 0 turns the per-destination series off.
-  std::uint32_t top_destinations = 10;
-  // Size cap of the per-scrape destination table; destinations beyond it are
-  // counted in socket_ephemeral_destinations_untracked.
-  std::uint32_t max_tracked_destinations = 65536;
-  // socket_ephemeral_destinations_above_ratio{threshold} is published for each.
-  std::vector<double> utilization_thresholds = {0.5, 0.8, 0.9};
-};
-
-struct ListenersConfig {
-  // Listening ports outside the configured services that get their own series:
-  // the K fullest accept queues.
-  std::uint32_t top_other_ports = 10;
 };
 
 // The netns collector (docs/netns.md): which network namespaces of the host
@@ -77,17 +55,55 @@ struct LimitsConfig {
   std::uint32_t max_series = 5000;
 };
 
+// The settings of one top-level section that a collector owns: the
+// collector's file defines a subclass and the function that parses it
+// (collectors/registry.h lists both).
+class SectionSettings {
+ public:
+  virtual ~SectionSettings() = default;
+};
+
+namespace yaml {
+struct Field;
+class FieldReader;
+}  // namespace yaml
+
+struct SectionSchema {
+  std::string_view key;  // the top-level key, e.g. "ephemeral"
+  // Builds the settings from the section's value, or the defaults when the
+  // file has no such section (section == nullptr). Reports every problem
+  // through reader; what it returns is then ignored.
+  std::shared_ptr<const SectionSettings> (*parse)(yaml::FieldReader& reader,
+                                                  const yaml::Field* section);
+};
+
+// What the file may contain beyond the built-in keys (port_ranges, services,
+// collectors, netns, limits).
+struct ConfigSchema {
+  // Names accepted under `collectors:`, in the order messages list them.
+  std::vector<std::string_view> switches;
+  // Sections owned by collectors, in the order messages list them.
+  std::vector<SectionSchema> sections;
+};
+
 struct Config {
   std::string source;                        // file path, or "<embedded default>"
   std::vector<PortRangeConfig> port_ranges;  // sorted by first port; covers 0-65535
   std::vector<ServiceConfig> services;       // in file order
   // Collector name -> enabled, for every collector named in the file.
   std::map<std::string, bool> collectors;
-  EphemeralConfig ephemeral;
-  ListenersConfig listeners;
   NetnsConfig netns;
   LimitsConfig limits;
-  CgroupsSettings cgroups;
+  // Section key -> its settings, for every section of the schema (the
+  // defaults where the file has none). Read them with Section<T>(key).
+  std::map<std::string, std::shared_ptr<const SectionSettings>, std::less<>> sections;
+
+  // The settings of section key, which the schema the config was parsed with
+  // declared with settings of type T.
+  template <typename T>
+  const T& Section(std::string_view key) const {
+    return static_cast<const T&>(*sections.find(key)->second);
+  }
 
   // Derived lookup tables, filled by BuildLookups().
   // port -> index into port_ranges.
@@ -102,14 +118,19 @@ struct Config {
 // The YAML text of the built-in configuration (config/default.yaml).
 extern const char* const kEmbeddedDefaultConfig;
 
-// Parses and validates YAML text. `source_name` is used in messages.
-// On failure the error message lists every problem found, one per line, each
-// as "<source_name>:<line>:<column>: <what was expected>".
+// Parses and validates YAML text against the built-in keys and the schema's.
+// `source_name` is used in messages. On failure the error message lists every
+// problem found, one per line, each as "<source_name>:<line>:<column>: <what
+// was expected>". The exporter's schema comes from the collector registry:
+// collectors/registry.h has these functions without the schema argument.
 Result<std::shared_ptr<const Config>> ParseConfig(const std::string& yaml_text,
-                                                  const std::string& source_name);
+                                                  const std::string& source_name,
+                                                  const ConfigSchema& schema);
 // Reads the file and parses it; a missing or unreadable file is an error.
-Result<std::shared_ptr<const Config>> LoadConfigFile(const std::string& path);
-// The embedded default, parsed.
-std::shared_ptr<const Config> DefaultConfig();
+Result<std::shared_ptr<const Config>> LoadConfigFile(const std::string& path,
+                                                     const ConfigSchema& schema);
+// The embedded default parsed with the schema; if that fails (a broken
+// build), the built-in port ranges and the sections' defaults.
+std::shared_ptr<const Config> ParseDefaultConfig(const ConfigSchema& schema);
 
 }  // namespace socket_exporter

@@ -18,10 +18,23 @@
 #include <utility>
 #include <vector>
 
-#include "common/printable.h"
+#include "config/yaml_reader.h"
 
 namespace socket_exporter {
 namespace {
+
+using yaml::Diagnostics;
+using yaml::MarkPosition;
+using yaml::NodeKind;
+using yaml::Position;
+using yaml::ValuePosition;
+
+// Beyond this, more lines help nobody.
+constexpr std::size_t kMaxReportedErrors = 50;
+
+// Values from the file in messages: double quotes, as exporter-toolkit's
+// messages show them.
+std::string Quoted(std::string_view text) { return yaml::Quote(text, 64, '"'); }
 
 constexpr std::array<std::string_view, 2> kTopLevelKeys = {"tls_server_config", "basic_auth_users"};
 // exporter-toolkit keys this exporter does not implement: named as such, so
@@ -39,33 +52,7 @@ constexpr std::array<std::string_view, 7> kUnsupportedTlsKeys = {"cert",
                                                                  "prefer_server_cipher_suites",
                                                                  "client_allowed_sans"};
 
-constexpr std::size_t kMaxReportedErrors = 50;
-constexpr std::size_t kMaxQuoted = 64;
 constexpr std::size_t kMaxQuotedPath = 4096;  // PATH_MAX: a path is shown whole
-
-struct Position {
-  int line = 1;
-  int column = 1;
-  friend auto operator<=>(const Position&, const Position&) = default;
-};
-
-Position PositionOf(const YAML::Mark& mark, Position fallback) {
-  if (mark.is_null() || mark.line < 0 || mark.column < 0) return fallback;
-  return Position{mark.line + 1, mark.column + 1};
-}
-
-// An empty value has no useful mark of its own (yaml-cpp gives the next
-// token's), so errors about it point at its key.
-Position PositionOfValue(const YAML::Node& value, Position key_pos) {
-  if (!value.IsDefined() || value.IsNull()) return key_pos;
-  return PositionOf(value.Mark(), key_pos);
-}
-
-// Text from the file, quoted and made safe to print: control bytes and
-// non-ASCII become \xNN, long values are cut.
-std::string Quote(std::string_view text, std::size_t max_length = kMaxQuoted) {
-  return "\"" + EscapeForLog(text, max_length) + "\"";
-}
 
 template <std::size_t N>
 std::string JoinNames(const std::array<std::string_view, N>& names) {
@@ -77,54 +64,6 @@ std::string JoinNames(const std::array<std::string_view, N>& names) {
 template <std::size_t N>
 bool Contains(const std::array<std::string_view, N>& names, std::string_view name) {
   return std::find(names.begin(), names.end(), name) != names.end();
-}
-
-class Diagnostics {
- public:
-  void Add(Position pos, std::string message) {
-    entries_.push_back(Entry{pos, entries_.size(), std::move(message)});
-  }
-  bool empty() const { return entries_.empty(); }
-  std::string Format(const std::string& source) {
-    std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
-      return std::tie(a.pos, a.seq) < std::tie(b.pos, b.seq);
-    });
-    std::string out;
-    for (std::size_t i = 0; i < entries_.size() && i < kMaxReportedErrors; ++i) {
-      const Entry& e = entries_[i];
-      if (!out.empty()) out += '\n';
-      out += fmt::format("{}:{}:{}: {}", source, e.pos.line, e.pos.column, e.message);
-    }
-    if (entries_.size() > kMaxReportedErrors) {
-      out += fmt::format("\n{}: {} more errors not shown", source,
-                         entries_.size() - kMaxReportedErrors);
-    }
-    return out;
-  }
-
- private:
-  struct Entry {
-    Position pos;
-    std::size_t seq;
-    std::string message;
-  };
-  std::vector<Entry> entries_;
-};
-
-std::string_view NodeKind(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Null:
-      return "nothing";
-    case YAML::NodeType::Scalar:
-      return "a scalar";
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Map:
-      return "a mapping";
-    case YAML::NodeType::Undefined:
-      break;
-  }
-  return "nothing";
 }
 
 // Returns why the file cannot be used, or nothing when it can be read.
@@ -207,7 +146,7 @@ class Parser {
 
   void ParseDocument(const YAML::Node& root) {
     if (!root.IsDefined() || root.IsNull()) return;  // an empty file: plain HTTP, no auth
-    const Position pos = PositionOf(root.Mark(), Position{});
+    const Position pos = MarkPosition(root.Mark()).value_or(Position{});
     if (!root.IsMap()) {
       diagnostics_.Add(pos, fmt::format("expected a mapping with keys {}, found {}",
                                         JoinNames(kTopLevelKeys), NodeKind(root)));
@@ -233,7 +172,8 @@ class Parser {
       // Copies: yaml-cpp's iterator hands out temporaries.
       const YAML::Node key_node = entry.first;
       const YAML::Node value = entry.second;
-      const Position key_pos = PositionOf(key_node.Mark(), PositionOf(map.Mark(), {}));
+      const Position key_pos =
+          MarkPosition(key_node.Mark()).value_or(MarkPosition(map.Mark()).value_or(Position{}));
       if (!key_node.IsScalar()) {
         diagnostics_.Add(key_pos,
                          fmt::format("expected a key name{}, found {}", in, NodeKind(key_node)));
@@ -241,7 +181,7 @@ class Parser {
       }
       const std::string key = key_node.Scalar();
       if (!seen.insert(key).second) {
-        diagnostics_.Add(key_pos, fmt::format("duplicate key {}{}", Quote(key), in));
+        diagnostics_.Add(key_pos, fmt::format("duplicate key {}{}", Quoted(key), in));
         continue;
       }
       if (Contains(unsupported, key)) {
@@ -252,7 +192,7 @@ class Parser {
         continue;
       }
       if (!Contains(known, key)) {
-        diagnostics_.Add(key_pos, fmt::format("unknown key {}{} (expected one of: {})", Quote(key),
+        diagnostics_.Add(key_pos, fmt::format("unknown key {}{} (expected one of: {})", Quoted(key),
                                               in, JoinNames(known)));
         continue;
       }
@@ -264,7 +204,7 @@ class Parser {
   std::optional<std::string> Scalar(const YAML::Node& value, Position key_pos, std::string_view key,
                                     std::string_view expected) {
     if (!value.IsScalar() || value.Scalar().empty()) {
-      diagnostics_.Add(PositionOfValue(value, key_pos),
+      diagnostics_.Add(ValuePosition(value, key_pos),
                        fmt::format("{}: expected {}, found {}", key, expected,
                                    value.IsScalar() ? "an empty string" : NodeKind(value)));
       return std::nullopt;
@@ -278,8 +218,9 @@ class Parser {
     if (!path) return std::nullopt;
     std::string resolved = ResolvePath(base_dir_, *path);
     if (auto problem = CheckReadableFile(resolved)) {
-      diagnostics_.Add(PositionOfValue(value, key_pos),
-                       fmt::format("{} {}: {}", key, Quote(resolved, kMaxQuotedPath), *problem));
+      diagnostics_.Add(
+          ValuePosition(value, key_pos),
+          fmt::format("{} {}: {}", key, yaml::Quote(resolved, kMaxQuotedPath, '"'), *problem));
       return std::nullopt;
     }
     return resolved;
@@ -287,7 +228,7 @@ class Parser {
 
   void ParseTls(const YAML::Node& node, Position key_pos) {
     if (!node.IsMap()) {
-      diagnostics_.Add(PositionOfValue(node, key_pos),
+      diagnostics_.Add(ValuePosition(node, key_pos),
                        fmt::format("tls_server_config: expected a mapping with cert_file and "
                                    "key_file, found {}",
                                    NodeKind(node)));
@@ -306,7 +247,7 @@ class Parser {
                    auto path = ReadableFile(value, pos, key);
                    if (key == "cert_file") have_cert = true;
                    if (key == "key_file") have_key = true;
-                   if (key == "client_ca_file") ca_pos = PositionOfValue(value, pos);
+                   if (key == "client_ca_file") ca_pos = ValuePosition(value, pos);
                    if (!path) {
                      ok = false;
                    } else if (key == "cert_file") {
@@ -317,7 +258,7 @@ class Parser {
                      tls.client_ca_file = *path;
                    }
                  } else if (key == "client_auth_type") {
-                   auth_pos = PositionOfValue(value, pos);
+                   auth_pos = ValuePosition(value, pos);
                    auto text = Scalar(value, pos, key, "a client auth type");
                    auto auth = text ? ParseClientAuth(*text) : std::nullopt;
                    if (text && !auth) {
@@ -326,7 +267,7 @@ class Parser {
                                                   "NoClientCert, RequestClientCert, "
                                                   "RequireAnyClientCert, VerifyClientCertIfGiven, "
                                                   "RequireAndVerifyClientCert",
-                                                  Quote(*text)));
+                                                  Quoted(*text)));
                    }
                    if (auth) tls.client_auth = *auth;
                    ok = ok && auth.has_value();
@@ -334,20 +275,20 @@ class Parser {
                    auto text = Scalar(value, pos, key, "a TLS version");
                    auto version = text ? ParseTlsVersion(*text) : std::nullopt;
                    if (text && !version) {
-                     diagnostics_.Add(PositionOfValue(value, pos),
+                     diagnostics_.Add(ValuePosition(value, pos),
                                       fmt::format("{} {}: expected one of TLS10, TLS11, TLS12, "
                                                   "TLS13",
-                                                  key, Quote(*text)));
+                                                  key, Quoted(*text)));
                    }
                    if (version && key == "min_version") tls.min_version = *version;
                    if (version && key == "max_version") {
                      tls.max_version = *version;
-                     max_pos = PositionOfValue(value, pos);
+                     max_pos = ValuePosition(value, pos);
                    }
                    ok = ok && version.has_value();
                  }
                });
-    const Position section = PositionOfValue(node, key_pos);
+    const Position section = ValuePosition(node, key_pos);
     if (!have_cert) diagnostics_.Add(section, "tls_server_config: cert_file is required");
     if (!have_key) diagnostics_.Add(section, "tls_server_config: key_file is required");
     const bool verifies = tls.client_auth == ClientAuth::kVerifyClientCertIfGiven ||
@@ -383,7 +324,7 @@ class Parser {
   void ParseUsers(const YAML::Node& node, Position key_pos) {
     if (!node.IsMap() || node.size() == 0) {
       // An empty list must not silently mean "no authentication".
-      diagnostics_.Add(PositionOfValue(node, key_pos),
+      diagnostics_.Add(ValuePosition(node, key_pos),
                        fmt::format("basic_auth_users: expected a mapping of user name to bcrypt "
                                    "hash, found {}; remove the key to turn authentication off",
                                    node.IsMap() ? "an empty mapping" : NodeKind(node)));
@@ -393,32 +334,33 @@ class Parser {
     for (const auto& entry : node) {
       const YAML::Node user_node = entry.first;
       const YAML::Node hash_node = entry.second;
-      const Position user_pos = PositionOf(user_node.Mark(), key_pos);
+      const Position user_pos = MarkPosition(user_node.Mark()).value_or(key_pos);
       if (!user_node.IsScalar() || user_node.Scalar().empty()) {
         diagnostics_.Add(user_pos, "basic_auth_users: expected a user name");
         continue;
       }
       const std::string user = user_node.Scalar();
       if (!seen.insert(user).second) {
-        diagnostics_.Add(user_pos, fmt::format("basic_auth_users: duplicate user {}", Quote(user)));
+        diagnostics_.Add(user_pos,
+                         fmt::format("basic_auth_users: duplicate user {}", Quoted(user)));
         continue;
       }
       if (user.find(':') != std::string::npos) {
         // Basic auth sends "user:password"; the first colon ends the name.
         diagnostics_.Add(user_pos, fmt::format("basic_auth_users: user name {} contains ':', "
                                                "which basic auth cannot carry",
-                                               Quote(user)));
+                                               Quoted(user)));
         continue;
       }
       if (!hash_node.IsScalar()) {
-        diagnostics_.Add(PositionOfValue(hash_node, user_pos),
-                         fmt::format("basic_auth_users.{}: expected a bcrypt hash, found {}", user,
-                                     NodeKind(hash_node)));
+        diagnostics_.Add(ValuePosition(hash_node, user_pos),
+                         fmt::format("basic_auth_users.{}: expected a bcrypt hash, found {}",
+                                     yaml::Sanitize(user), NodeKind(hash_node)));
         continue;
       }
       if (auto problem = BcryptHashProblem(hash_node.Scalar())) {
-        diagnostics_.Add(PositionOfValue(hash_node, user_pos),
-                         fmt::format("basic_auth_users.{}: {}", user, *problem));
+        diagnostics_.Add(ValuePosition(hash_node, user_pos),
+                         fmt::format("basic_auth_users.{}: {}", yaml::Sanitize(user), *problem));
         continue;
       }
       config_.basic_auth_users.emplace(user, hash_node.Scalar());
@@ -468,47 +410,26 @@ Result<WebConfig> ParseWebConfig(std::string_view yaml_text, const std::string& 
     return Fail(fmt::format("{}: {} bytes; a web config file is at most {} bytes (wrong file?)",
                             source_name, yaml_text.size(), kMaxWebConfigBytes));
   }
-  std::vector<YAML::Node> documents;
-  try {
-    documents = YAML::LoadAll(std::string(yaml_text));
-  } catch (const YAML::Exception& e) {
-    const Position pos = PositionOf(e.mark, Position{});
-    return Fail(
-        fmt::format("{}:{}:{}: invalid YAML: {}", source_name, pos.line, pos.column, e.msg));
-  }
-  if (documents.size() > 1) {
-    const Position pos = PositionOf(documents[1].Mark(), Position{});
-    return Fail(fmt::format("{}:{}:{}: expected a single YAML document, found {}", source_name,
-                            pos.line, pos.column, documents.size()));
-  }
+  TRY_ASSIGN(const YAML::Node root, yaml::LoadDocument(std::string(yaml_text), source_name));
   WebConfig config;
   config.source = source_name;
-  Diagnostics diagnostics;
+  Diagnostics diagnostics(kMaxReportedErrors);
   try {
-    Parser(config, diagnostics, base_dir)
-        .ParseDocument(documents.empty() ? YAML::Node() : documents[0]);
+    Parser(config, diagnostics, base_dir).ParseDocument(root);
   } catch (const YAML::Exception& e) {  // yaml-cpp throws on some malformed trees
-    const Position pos = PositionOf(e.mark, Position{});
-    diagnostics.Add(pos, fmt::format("invalid YAML: {}", e.msg));
+    diagnostics.Add(MarkPosition(e.mark).value_or(Position{}),
+                    fmt::format("invalid YAML: {}", yaml::Sanitize(e.msg)));
   }
   if (!diagnostics.empty()) return Fail(diagnostics.Format(source_name));
   return config;
 }
 
 Result<WebConfig> LoadWebConfigFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return Fail(fmt::format("{}: cannot open web config file: {}", path, std::strerror(errno)));
-  }
-  std::string text;
-  std::array<char, 8192> chunk{};
-  while (in.read(chunk.data(), chunk.size()) || in.gcount() > 0) {
-    text.append(chunk.data(), static_cast<std::size_t>(in.gcount()));
-    if (text.size() > kMaxWebConfigBytes) break;  // ParseWebConfig reports it
-  }
-  if (in.bad()) return Fail(fmt::format("{}: cannot read web config file", path));
+  // One byte past the limit, so that ParseWebConfig reports the size.
+  TRY_ASSIGN(const yaml::CappedFile file,
+             yaml::ReadCappedFile(path, kMaxWebConfigBytes + 1, "web config file"));
   const std::string base_dir = std::filesystem::path(path).parent_path().string();
-  return ParseWebConfig(text, path, base_dir);
+  return ParseWebConfig(file.text, path, base_dir);
 }
 
 std::string DescribeWebConfig(const WebConfig& config) {

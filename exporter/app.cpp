@@ -79,6 +79,32 @@ class ReloadStatus {
   double success_time_ = 0;
 };
 
+// The HTTP front end's connections (exporter/http/tls_front.h).
+void AddConnectionFamilies(std::vector<prometheus::MetricFamily>& out,
+                           const FrontEnd::Stats& stats) {
+  AddGauge(AddFamily(out, "socket_exporter_http_connections_open",
+                     "HTTP connections open now, in any state (TLS handshake, reading a request, "
+                     "being answered, idle keep-alive).",
+                     prometheus::MetricType::Gauge),
+           {}, static_cast<double>(stats.open));
+  AddGauge(
+      AddFamily(out, "socket_exporter_http_connections_limit",
+                "Most HTTP connections open at once (--web.max-connections, lowered to fit "
+                "the open files limit); at the limit the oldest idle or slowest one is closed.",
+                prometheus::MetricType::Gauge),
+      {}, static_cast<double>(stats.limit));
+  auto closed = AddFamily(out, "socket_exporter_http_connections_closed_total",
+                          "HTTP connections closed, by reason: client_closed, done (answered with "
+                          "Connection: close), handshake_timeout, handshake_failed, "
+                          "header_timeout, idle_timeout, head_too_large, bad_request, "
+                          "write_timeout, evicted (to make room at the limit), engine_error.",
+                          prometheus::MetricType::Counter);
+  for (std::size_t i = 0; i < stats.closed.size(); ++i) {
+    AddCounter(closed, {{"reason", std::string(CloseReasonName(static_cast<CloseReason>(i)))}},
+               static_cast<double>(stats.closed[i]));
+  }
+}
+
 }  // namespace
 
 int RunExporter(const Options& options) {
@@ -123,7 +149,15 @@ int RunExporter(const Options& options) {
   auto scraper = std::make_shared<Scraper>(scraper_options, *config);
   auto reload_status = std::make_shared<ReloadStatus>();
   reload_status->Record(true);
-  scraper->SetExtraFamiliesProvider([reload_status] { return reload_status->Families(); });
+  // Set once the server runs; --once and the socket view have no server.
+  auto http_server = std::make_shared<std::atomic<const WebServer*>>(nullptr);
+  scraper->SetExtraFamiliesProvider([reload_status, http_server] {
+    auto families = reload_status->Families();
+    if (const WebServer* server = http_server->load(std::memory_order_acquire)) {
+      AddConnectionFamilies(families, server->ConnectionStats());
+    }
+    return families;
+  });
 
   if (options.list || options.summary) {
     // Same config, source and collectors as a scrape (exporter/socket_view.h).
@@ -149,6 +183,12 @@ int RunExporter(const Options& options) {
   web_options.listen_address = options.listen_address;
   web_options.telemetry_path = options.telemetry_path;
   web_options.on_request = &Scraper::NoteRequestArrival;
+  web_options.front_end.handshake_timeout = options.web_tls_handshake_timeout;
+  web_options.front_end.header_timeout = options.web_header_timeout;
+  web_options.front_end.idle_timeout = options.web_idle_timeout;
+  web_options.front_end.write_timeout = options.web_write_timeout;
+  web_options.front_end.max_header_bytes = options.web_max_header_bytes;
+  web_options.front_end.max_connections = options.web_max_connections;
   if (!options.web_config_file.empty()) {
     auto web_config = LoadWebConfigFile(options.web_config_file);
     if (!web_config) {
@@ -162,6 +202,7 @@ int RunExporter(const Options& options) {
     spdlog::error("{}", server.error().message);
     return 1;
   }
+  http_server->store(server->get(), std::memory_order_release);
   std::string enabled;
   for (const auto& name : scraper->EnabledCollectors())
     enabled += (enabled.empty() ? "" : ",") + name;
@@ -245,7 +286,7 @@ void TuneMallocForScrapes() {
   mallopt(M_ARENA_MAX, 1);
   // Every scrape allocates and frees the same few MiB. With glibc's defaults
   // the freed top of the heap is returned to the kernel (brk) at the end of a
-  // scrape and faulted back in zeroed at the next one: ~5% of a small scrape.
+  // scrape and faulted back in zeroed at the next one (BENCHMARKS.md).
   // Keep up to 8 MiB: RSS then holds at the largest scrape's working set.
   mallopt(M_TRIM_THRESHOLD, 8 << 20);
   mallopt(M_TOP_PAD, 1 << 20);

@@ -1,6 +1,8 @@
 // Command-line flags, in node_exporter's style. Parsing is done with CLI11.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <map>
 #include <optional>
 #include <string>
@@ -24,6 +26,13 @@ struct Options {
   std::string listen_address = ":19375";
   std::string telemetry_path = "/metrics";
   std::string web_config_file;
+  // Bounds of the HTTP front end (--web.*; docs/web-security.md).
+  std::chrono::milliseconds web_tls_handshake_timeout{10000};
+  std::chrono::milliseconds web_header_timeout{10000};
+  std::chrono::milliseconds web_idle_timeout{60000};
+  std::chrono::milliseconds web_write_timeout{10000};
+  std::size_t web_max_header_bytes = 16384;
+  std::size_t web_max_connections = 8192;
   std::string config_file;  // empty = embedded default
   std::string procfs_root = "/proc";
   std::string socket_source = "auto";  // auto | netlink | procfs

@@ -168,7 +168,7 @@ Result<void> RunBpf(const WorkerInput& in, std::vector<NamespaceResult>& results
     ++counts[last_index];
     return last_sink;
   });
-  if (!walked) return std::unexpected(walked.error());
+  TRY(walked);
   const auto walk_duration = Clock::now() - start;
   std::uint64_t total = 0;
   for (std::uint64_t count : counts) total += count;
@@ -257,7 +257,7 @@ const std::vector<NetnsEntry>& NetnsScraper::Discover(const Config& config, Netn
       spdlog::warn(
           "netns: the exporter lacks CAP_SYS_ADMIN, which setns() into another network namespace "
           "needs: only its own namespace (netns=\"host\") is scraped and "
-          "socket_exporter_collector_success{{collector=\"netns\"}} is 0");
+          "socket_exporter_collector_success{collector=\"netns\"} is 0");
       logged_unprivileged_ = true;
     }
     outcome.ok = false;
@@ -315,7 +315,7 @@ NetnsScraper::NamespaceState& NetnsScraper::StateFor(
   NamespaceState& state = states_[inode];
   for (const std::string& name : socket_collectors) {
     if (state.collectors.contains(name)) continue;
-    for (const CollectorInfo& info : AllCollectors()) {
+    for (const CollectorInfo& info : options_.collectors) {
       if (info.name == name) state.collectors.emplace(name, info.make());
     }
   }

@@ -1,4 +1,4 @@
-// The work of the `netns` collector (docs/netns.md, collectors/netns_collector.h):
+// The work of the `netns` scrape mode (docs/netns.md, kNetnsMode in collectors/registry.h):
 //
 //   1. discovery of the host's network namespaces (collectors/sources/netns_discovery.h),
 //      reused for netns.cache_seconds, then include/exclude/max_namespaces;
@@ -47,6 +47,7 @@
 #include <vector>
 
 #include "collectors/collector.h"
+#include "collectors/registry.h"
 #include "collectors/sources/bpf_socket_walk.h"
 #include "collectors/sources/netns_discovery.h"
 #include "collectors/sources/socket_source.h"
@@ -61,6 +62,8 @@ struct NetnsScraperOptions {
   std::string netns_dir = "/var/run/netns";
   // Replaces MakeSocketSource() for every namespace when set (tests).
   std::function<std::unique_ptr<SocketSource>()> make_source;
+  // Where the socket collectors named in Collect() are made from.
+  std::vector<CollectorInfo> collectors;
 };
 
 struct NetnsCollectorRun {

@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include "collectors/collector_pass.h"
-#include "collectors/netns_collector.h"
 #include "collectors/registry.h"
 #include "common/version.h"
 
@@ -22,14 +21,18 @@ void Scraper::NoteRequestArrival() { request_arrival = std::chrono::steady_clock
 
 Scraper::Scraper(ScraperOptions options, std::shared_ptr<const Config> config)
     : options_(std::move(options)), config_(std::move(config)) {
-  for (const CollectorInfo& info : AllCollectors()) {
+  if (options_.collectors.empty()) {
+    options_.collectors.assign(AllCollectors().begin(), AllCollectors().end());
+  }
+  for (const CollectorInfo& info : options_.collectors) {
     collectors_.push_back(Slot{std::string(info.name), info.make()});
   }
   source_ = options_.make_source ? options_.make_source()
                                  : MakeSocketSource(options_.source, options_.procfs_root,
                                                     SourceTuning{.background_walk = true});
-  netns_ = std::make_unique<NetnsScraper>(NetnsScraperOptions{
-      options_.source, options_.procfs_root, "/var/run/netns", options_.make_source});
+  netns_ = std::make_unique<NetnsScraper>(
+      NetnsScraperOptions{options_.source, options_.procfs_root, "/var/run/netns",
+                          options_.make_source, options_.collectors});
 }
 
 void Scraper::SetConfig(std::shared_ptr<const Config> config) {
@@ -54,8 +57,11 @@ bool Scraper::IsEnabled(const Config& config, std::string_view name) const {
     return it->second;
   }
   if (auto it = config.collectors.find(key); it != config.collectors.end()) return it->second;
-  for (const CollectorInfo& info : AllCollectors()) {
+  for (const CollectorInfo& info : options_.collectors) {
     if (info.name == name) return info.enabled_by_default;
+  }
+  for (const ScrapeModeInfo& mode : AllScrapeModes()) {
+    if (mode.name == name) return mode.enabled_by_default;
   }
   return false;
 }
@@ -63,8 +69,11 @@ bool Scraper::IsEnabled(const Config& config, std::string_view name) const {
 std::vector<std::string> Scraper::EnabledCollectors() const {
   const auto config = GetConfig();
   std::vector<std::string> names;
-  for (const CollectorInfo& info : AllCollectors()) {
+  for (const CollectorInfo& info : options_.collectors) {
     if (IsEnabled(*config, info.name)) names.emplace_back(info.name);
+  }
+  for (const ScrapeModeInfo& mode : AllScrapeModes()) {
+    if (IsEnabled(*config, mode.name)) names.emplace_back(mode.name);
   }
   return names;
 }
@@ -120,11 +129,11 @@ ScrapeOutcome Scraper::RunCollection() const {
   std::vector<Scanned> scanned;
   bool any_socket_collector = false;
 
-  if (!IsEnabled(*config, kNetnsCollectorName)) {
+  if (!IsEnabled(*config, kNetnsMode.name)) {
     // Every enabled collector over one pass of this namespace's sockets.
     std::vector<PassCollector> enabled;
     for (Slot& slot : collectors_) {
-      if (slot.name == kNetnsCollectorName || !IsEnabled(*config, slot.name)) continue;
+      if (!IsEnabled(*config, slot.name)) continue;
       enabled.push_back({slot.name, slot.collector.get()});
     }
     PassOutcome pass = RunCollectorPass(context, enabled, source_.get());
@@ -141,7 +150,7 @@ ScrapeOutcome Scraper::RunCollection() const {
     std::vector<PassCollector> others;
     std::vector<std::string> socket_names;
     for (Slot& slot : collectors_) {
-      if (slot.name == kNetnsCollectorName || !IsEnabled(*config, slot.name)) continue;
+      if (!IsEnabled(*config, slot.name)) continue;
       if (slot.collector->UsesSockets()) {
         socket_names.push_back(slot.name);
       } else {
@@ -149,6 +158,7 @@ ScrapeOutcome Scraper::RunCollection() const {
       }
     }
     any_socket_collector = !socket_names.empty();
+    context.all_namespaces = true;
     PassOutcome pass = RunCollectorPass(context, others, nullptr);
     for (auto& family : pass.families) outcome.families.push_back(std::move(family));
     NetnsOutcome netns = netns_->Collect(config, socket_names);
@@ -156,9 +166,7 @@ ScrapeOutcome Scraper::RunCollection() const {
     std::size_t other_index = 0;
     for (Slot& slot : collectors_) {
       if (!IsEnabled(*config, slot.name)) continue;
-      if (slot.name == kNetnsCollectorName) {
-        runs.push_back({slot.name, netns.ok, netns.duration});
-      } else if (slot.collector->UsesSockets()) {
+      if (slot.collector->UsesSockets()) {
         const auto it = netns.runs.find(slot.name);
         // Ran in no namespace: it produced nothing, successfully only if
         // nothing went wrong (e.g. include/exclude selected nothing).
@@ -169,6 +177,8 @@ ScrapeOutcome Scraper::RunCollection() const {
         runs.push_back({run.name, run.ok, run.duration});
       }
     }
+    // The mode reports its own success and duration, after the collectors.
+    runs.push_back({kNetnsMode.name, netns.ok, netns.duration});
     for (auto& item : netns.scanned) scanned.push_back({item.source, item.netns, item.sockets});
     dump_interrupted_total_ += netns.dump_interrupted;
   }

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "collectors/collector.h"
+#include "collectors/registry.h"
 #include "collectors/sources/socket_source.h"
 #include "collectors/sources/socket_sources.h"
 #include "config/config.h"
@@ -39,6 +40,9 @@ struct ScraperOptions {
   // Supplies the socket source in place of MakeSocketSource(source,
   // procfs_root) when set: tests feed recorded fixtures through it.
   std::function<std::unique_ptr<SocketSource>()> make_source;
+  // The collectors to run, in the order they are reported; empty = the
+  // registry's (collectors/registry.h). Tests add their own this way.
+  std::vector<CollectorInfo> collectors;
 };
 
 struct ScrapeOutcome {
@@ -73,7 +77,7 @@ class Scraper : public prometheus::Collectable {
   ScrapeOutcome RunCollection() const;
   bool IsEnabled(const Config& config, std::string_view name) const;
 
-  const ScraperOptions options_;
+  ScraperOptions options_;  // collectors filled in by the constructor
   mutable std::mutex config_mutex_;
   std::shared_ptr<const Config> config_;
   std::function<std::vector<prometheus::MetricFamily>()> extra_families_;

@@ -16,8 +16,10 @@
 #include <utility>
 
 #include "collectors/cgroups_collector.h"
+#include "collectors/registry.h"
 #include "collectors/sources/cgroup_resolver.h"
 #include "collectors/sources/socket_sources.h"
+#include "collectors/summary.h"
 #include "exporter/scraper.h"
 
 namespace socket_exporter {
@@ -96,375 +98,7 @@ std::string Join(const std::vector<std::string>& values) {
   return out;
 }
 
-Result<std::uint16_t> ParsePortNumber(std::string_view text) {
-  unsigned value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value > 65535) {
-    return Fail(fmt::format("\"{}\" is not a port number 0-65535", text));
-  }
-  return static_cast<std::uint16_t>(value);
-}
-
-Result<SocketFilter::PortSpan> ParsePortSpan(std::string_view text) {
-  const auto dash = text.find('-');
-  if (dash == std::string_view::npos) {
-    auto port = ParsePortNumber(text);
-    if (!port) return std::unexpected(port.error());
-    return SocketFilter::PortSpan{*port, *port};
-  }
-  auto first = ParsePortNumber(text.substr(0, dash));
-  if (!first) return std::unexpected(first.error());
-  auto last = ParsePortNumber(text.substr(dash + 1));
-  if (!last) return std::unexpected(last.error());
-  if (*first > *last) return Fail(fmt::format("\"{}\" runs backwards", text));
-  return SocketFilter::PortSpan{*first, *last};
-}
-
-template <typename T>
-bool Contains(const std::vector<T>& values, const T& value) {
-  return std::find(values.begin(), values.end(), value) != values.end();
-}
-
-// ---- summary ---------------------------------------------------------------
-
-const prometheus::MetricFamily* FindFamily(const std::vector<prometheus::MetricFamily>& families,
-                                           std::string_view name) {
-  for (const auto& family : families) {
-    if (family.name == name) return &family;
-  }
-  return nullptr;
-}
-
-std::string_view LabelOf(const prometheus::ClientMetric& metric, std::string_view name) {
-  for (const auto& label : metric.label) {
-    if (label.name == name) return label.value;
-  }
-  return {};
-}
-
-double ValueOf(const prometheus::MetricFamily& family, const prometheus::ClientMetric& metric) {
-  return family.type == prometheus::MetricType::Counter ? metric.counter.value : metric.gauge.value;
-}
-
-// The one sample of a family without labels (or the sum of its samples
-// whose `label` is `value`); nullopt when the family is absent.
-std::optional<double> Sample(const std::vector<prometheus::MetricFamily>& families,
-                             std::string_view name, std::string_view label = {},
-                             std::string_view value = {}) {
-  const auto* family = FindFamily(families, name);
-  if (family == nullptr) return std::nullopt;
-  double sum = 0;
-  for (const auto& metric : family->metric) {
-    if (label.empty() || LabelOf(metric, label) == value) sum += ValueOf(*family, metric);
-  }
-  return sum;
-}
-
-std::string Count(double value) {
-  // Every count the collectors publish is an integer held in a double.
-  return fmt::format("{}", static_cast<std::uint64_t>(std::max(value, 0.0)));
-}
-
-std::string Ratio(double value) { return fmt::format("{:.6f}", value); }
-
-// Rows of strings printed with one width per column (the widest cell), two
-// spaces between columns and no trailing blanks. Holds only summary rows,
-// whose number the config bounds.
-class Table {
- public:
-  // right[i]: column i is numeric and right-aligned.
-  Table(std::vector<std::string> header, std::vector<bool> right) : right_(std::move(right)) {
-    rows_.push_back(std::move(header));
-  }
-  void Add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
-  bool Empty() const { return rows_.size() == 1; }
-
-  void Write(std::ostream& out) const {
-    std::vector<std::size_t> widths(rows_.front().size(), 0);
-    for (const auto& row : rows_) {
-      for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
-    }
-    for (const auto& row : rows_) {
-      std::string line;
-      for (std::size_t i = 0; i < row.size(); ++i) {
-        if (i > 0) line += "  ";
-        const std::size_t pad = widths[i] - row[i].size();
-        if (right_[i]) line.append(pad, ' ');
-        line += row[i];
-        if (!right_[i] && i + 1 < row.size()) line.append(pad, ' ');
-      }
-      while (!line.empty() && line.back() == ' ') line.pop_back();
-      out << line << '\n';
-    }
-  }
-
- private:
-  std::vector<bool> right_;
-  std::vector<std::vector<std::string>> rows_;
-};
-
-// "" when the collector ran fine, else why its section is empty.
-std::string CollectorProblem(const std::vector<prometheus::MetricFamily>& families,
-                             std::string_view collector) {
-  const auto* family = FindFamily(families, "socket_exporter_collector_success");
-  if (family != nullptr) {
-    for (const auto& metric : family->metric) {
-      if (LabelOf(metric, "collector") != collector) continue;
-      if (ValueOf(*family, metric) >= 1) return {};
-      return fmt::format("(the {} collector failed; see the log)", collector);
-    }
-  }
-  // The scraper lists every enabled collector, succeeded or not.
-  return fmt::format("(the {} collector is disabled)", collector);
-}
-
-// Service names in config order, "other" last: the column and row order.
-std::vector<std::string> ServiceOrder(const Config& config) {
-  std::vector<std::string> names;
-  for (const ServiceConfig& service : config.services) names.push_back(service.name);
-  names.push_back(config.ServiceName(0));
-  return names;
-}
-
-std::size_t IndexIn(const std::vector<std::string>& order, std::string_view value) {
-  const auto it = std::find(order.begin(), order.end(), value);
-  return static_cast<std::size_t>(it - order.begin());  // unknown values sort last
-}
-
-void WriteConnectionTables(const std::vector<prometheus::MetricFamily>& families,
-                           const Config& config, std::ostream& out) {
-  out << "Sockets by state and service (socket_connections):\n";
-  const std::string problem = CollectorProblem(families, "connections");
-  const auto* connections = FindFamily(families, "socket_connections");
-  if (!problem.empty() || connections == nullptr) {
-    out << (problem.empty() ? "(no socket_connections)" : problem) << "\n\n";
-    return;
-  }
-  const std::vector<std::string> services = ServiceOrder(config);
-  const std::vector<std::string> states = StateLabelValues();
-  std::vector<std::string> ranges;
-  for (const PortRangeConfig& range : config.port_ranges) ranges.push_back(range.name);
-
-  // (protocol, state index) -> service index -> sockets, and
-  // (protocol, service index, range index) -> [inbound, outbound].
-  using StateKey = std::pair<std::string, std::size_t>;
-  std::map<StateKey, std::map<std::size_t, double>> by_state;
-  std::map<std::size_t, double> service_totals;
-  using RangeKey = std::tuple<std::string, std::size_t, std::size_t>;
-  std::map<RangeKey, std::array<double, 2>> by_range;
-  for (const auto& metric : connections->metric) {
-    const double value = ValueOf(*connections, metric);
-    if (value == 0) continue;
-    const std::string protocol(LabelOf(metric, "protocol"));
-    const std::size_t service = IndexIn(services, LabelOf(metric, "service_name"));
-    by_state[{protocol, IndexIn(states, LabelOf(metric, "state"))}][service] += value;
-    service_totals[service] += value;
-    const std::size_t range = IndexIn(ranges, LabelOf(metric, "port_range"));
-    by_range[{protocol, service, range}][LabelOf(metric, "direction") == "inbound" ? 0 : 1] +=
-        value;
-  }
-  // "tcp" sorts before "udp", as in the exporter's label values.
-  std::vector<std::size_t> columns;
-  for (const auto& [service, total] : service_totals) columns.push_back(service);
-
-  std::vector<std::string> header{"protocol", "state"};
-  std::vector<bool> right{false, false};
-  for (std::size_t service : columns) {
-    header.push_back(service < services.size() ? services[service] : "?");
-    right.push_back(true);
-  }
-  header.push_back("total");
-  right.push_back(true);
-  Table state_table(std::move(header), std::move(right));
-  double grand_total = 0;
-  for (const auto& [key, counts] : by_state) {
-    std::vector<std::string> row{key.first, key.second < states.size() ? states[key.second] : "?"};
-    double total = 0;
-    for (std::size_t service : columns) {
-      const auto it = counts.find(service);
-      const double value = it == counts.end() ? 0 : it->second;
-      row.push_back(Count(value));
-      total += value;
-    }
-    row.push_back(Count(total));
-    grand_total += total;
-    state_table.Add(std::move(row));
-  }
-  std::vector<std::string> total_row{"all", "all"};
-  for (std::size_t service : columns) total_row.push_back(Count(service_totals[service]));
-  total_row.push_back(Count(grand_total));
-  state_table.Add(std::move(total_row));
-  state_table.Write(out);
-  if (const auto folded = Sample(families, "socket_exporter_cardinality_folded_series");
-      folded && *folded > 0) {
-    out << Count(*folded) << " label sets were folded into service_name=\"other\" "
-        << "(limits.max_series)\n";
-  }
-  out << '\n';
-
-  out << "Sockets by service, port range and direction (socket_connections):\n";
-  Table range_table({"protocol", "service_name", "port_range", "inbound", "outbound", "total"},
-                    {false, false, false, true, true, true});
-  for (const auto& [key, counts] : by_range) {
-    const auto& [protocol, service, range] = key;
-    range_table.Add({protocol, service < services.size() ? services[service] : "?",
-                     range < ranges.size() ? ranges[range] : "?", Count(counts[0]),
-                     Count(counts[1]), Count(counts[0] + counts[1])});
-  }
-  range_table.Write(out);
-  out << '\n';
-}
-
-void WriteEphemeralTables(const std::vector<prometheus::MetricFamily>& families,
-                          std::ostream& out) {
-  const std::string problem = CollectorProblem(families, "ephemeral");
-  const auto start = Sample(families, "socket_ephemeral_range_start_port");
-  if (!problem.empty() || !start) {
-    out << "Ephemeral ports:\n" << (problem.empty() ? "(no ephemeral metrics)" : problem) << "\n";
-    return;
-  }
-  out << "Ephemeral ports (range " << Count(*start) << "-"
-      << Count(Sample(families, "socket_ephemeral_range_end_port").value_or(0)) << ": "
-      << Count(Sample(families, "socket_ephemeral_range_ports").value_or(0)) << " usable, "
-      << Count(Sample(families, "socket_ephemeral_reserved_ports").value_or(0)) << " reserved):\n";
-
-  // Thresholds in the order the collector publishes them (the config's).
-  std::vector<std::string> thresholds;
-  if (const auto* above = FindFamily(families, "socket_ephemeral_destinations_above_ratio")) {
-    for (const auto& metric : above->metric) {
-      const std::string threshold(LabelOf(metric, "threshold"));
-      if (!Contains(thresholds, threshold)) thresholds.push_back(threshold);
-    }
-  }
-  std::vector<std::string> header{"protocol",   "bind_locked",  "capacity",
-                                  "ports_used", "destinations", "max_utilization"};
-  for (const std::string& threshold : thresholds) header.push_back(">=" + threshold);
-  header.push_back("untracked");
-  std::vector<bool> right(header.size(), true);
-  right[0] = false;
-  Table table(std::move(header), std::move(right));
-  std::map<std::string, double> capacity;
-  for (const char* protocol : {"tcp", "udp"}) {
-    const auto value = [&](std::string_view name) {
-      return Sample(families, name, "protocol", protocol).value_or(0);
-    };
-    capacity[protocol] = value("socket_ephemeral_capacity_ports");
-    std::vector<std::string> row{
-        protocol,
-        Count(value("socket_ephemeral_bind_locked_ports")),
-        Count(capacity[protocol]),
-        Count(value("socket_ephemeral_ports_used")),
-        Count(value("socket_ephemeral_destinations")),
-        Ratio(value("socket_ephemeral_destination_utilization_max_ratio"))};
-    const auto* above = FindFamily(families, "socket_ephemeral_destinations_above_ratio");
-    for (const std::string& threshold : thresholds) {
-      double n = 0;
-      for (const auto& metric : above->metric) {
-        if (LabelOf(metric, "protocol") == protocol && LabelOf(metric, "threshold") == threshold) {
-          n += ValueOf(*above, metric);
-        }
-      }
-      row.push_back(Count(n));
-    }
-    row.push_back(Count(value("socket_ephemeral_untracked_sockets")));
-    table.Add(std::move(row));
-  }
-  table.Write(out);
-  out << '\n';
-
-  out << "Top destinations (socket_ephemeral_destination_ports_used):\n";
-  const auto* used = FindFamily(families, "socket_ephemeral_destination_ports_used");
-  const auto* time_wait = FindFamily(families, "socket_ephemeral_destination_time_wait_ports");
-  if (used == nullptr || used->metric.empty()) {
-    out << "(none)\n";
-    return;
-  }
-  const auto destination_of = [](const prometheus::ClientMetric& metric) {
-    return fmt::format("{} {} {} {}", LabelOf(metric, "protocol"), LabelOf(metric, "local_address"),
-                       LabelOf(metric, "remote_address"), LabelOf(metric, "remote_port"));
-  };
-  std::map<std::string, double> time_wait_of;
-  if (time_wait != nullptr) {
-    for (const auto& metric : time_wait->metric) {
-      time_wait_of[destination_of(metric)] = ValueOf(*time_wait, metric);
-    }
-  }
-  Table top({"protocol", "local_address", "remote_address", "remote_port", "ports_used",
-             "time_wait", "utilization"},
-            {false, false, false, true, true, true, true});
-  // The collector already ranks them (busiest first, ties by address).
-  for (const auto& metric : used->metric) {
-    const std::string protocol(LabelOf(metric, "protocol"));
-    const double ports = ValueOf(*used, metric);
-    const double cap = capacity[protocol];
-    top.Add({protocol, std::string(LabelOf(metric, "local_address")),
-             std::string(LabelOf(metric, "remote_address")),
-             std::string(LabelOf(metric, "remote_port")), Count(ports),
-             Count(time_wait_of[destination_of(metric)]), Ratio(cap == 0 ? 1.0 : ports / cap)});
-  }
-  top.Write(out);
-}
-
-// Sockets by cgroup: the cgroups collector's series, summed over states (and
-// namespaces), busiest first; cgroup="other" and the values that are not
-// paths last.
-void WriteCgroupTables(const std::vector<prometheus::MetricFamily>& families, std::ostream& out) {
-  out << "\nSockets by cgroup (socket_cgroup_connections):\n";
-  const auto* connections = FindFamily(families, "socket_cgroup_connections");
-  if (connections == nullptr) {
-    out << CollectorProblem(families, "cgroups") << "\n";
-    return;
-  }
-  struct Row {
-    double tcp = 0;
-    double udp = 0;
-    double time_wait = 0;
-    double ephemeral = 0;
-  };
-  std::map<std::string, Row> rows;
-  for (const auto& metric : connections->metric) {
-    Row& row = rows[std::string(LabelOf(metric, "cgroup"))];
-    const double value = ValueOf(*connections, metric);
-    (LabelOf(metric, "protocol") == "udp" ? row.udp : row.tcp) += value;
-    if (LabelOf(metric, "state") == "time_wait") row.time_wait += value;
-  }
-  if (const auto* ephemeral = FindFamily(families, "socket_cgroup_ephemeral_ports_used")) {
-    for (const auto& metric : ephemeral->metric) {
-      rows[std::string(LabelOf(metric, "cgroup"))].ephemeral += ValueOf(*ephemeral, metric);
-    }
-  }
-  if (rows.empty()) {
-    out << "(none)\n";
-    return;
-  }
-  std::vector<std::pair<std::string, Row>> ordered(rows.begin(), rows.end());
-  std::stable_sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) {
-    const bool a_path = a.first.starts_with('/');
-    const bool b_path = b.first.starts_with('/');
-    if (a_path != b_path) return a_path;
-    return a.second.tcp + a.second.udp > b.second.tcp + b.second.udp;
-  });
-  Table table({"cgroup", "tcp", "udp", "total", "time_wait", "ephemeral_ports"},
-              {false, true, true, true, true, true});
-  for (const auto& [cgroup, row] : ordered) {
-    table.Add({cgroup, Count(row.tcp), Count(row.udp), Count(row.tcp + row.udp),
-               Count(row.time_wait), Count(row.ephemeral)});
-  }
-  table.Write(out);
-}
-
 }  // namespace
-
-std::vector<std::string> StateLabelValues() {
-  std::vector<std::string> values;
-  for (std::uint8_t state = kTcpEstablished; state < kTcpMaxStates; ++state) {
-    std::string name(StateName(Protocol::kTcp, state));
-    if (!Contains(values, name)) values.push_back(std::move(name));  // NEW_SYN_RECV = syn_recv
-  }
-  values.emplace_back(StateName(Protocol::kUdp, kTcpClose));  // "unconnected"
-  values.emplace_back(StateName(Protocol::kTcp, 0));          // "unknown": a future kernel state
-  return values;
-}
 
 bool SocketFilter::OnlyIpv4() const {
   return !families.empty() &&
@@ -538,7 +172,7 @@ Result<SocketFilter> ParseSocketFilter(const ListFilterFlags& flags, const Confi
                                                            : static_cast<std::uint16_t>(index + 1));
   }
   for (const std::string& value : flags.port) {
-    auto span = ParsePortSpan(value);
+    auto span = ParsePortInterval(value);
     if (!span) return Fail("--filter.port: " + span.error().message);
     filter.ports.push_back(*span);
   }
@@ -574,7 +208,8 @@ SocketListWriter::SocketListWriter(std::shared_ptr<const Config> config, SocketF
   for (const PortRangeConfig& range : config_->port_ranges) {
     range_width_ = std::max(range_width_, range.name.size());
   }
-  CgroupResolver::UseHierarchy(config_->cgroups.hierarchy);  // as the cgroups collector does
+  CgroupResolver::UseHierarchy(config_->Section<CgroupsSettings>(kCgroupsCollectorName)
+                                   .hierarchy);  // as the cgroups collector does
 }
 
 void SocketListWriter::WriteHeader() {
@@ -658,7 +293,7 @@ Result<std::uint64_t> WriteSocketList(SocketSource& source, std::shared_ptr<cons
   auto stats = source.Stream(writer);
   writer.Flush();
   out.flush();
-  if (!stats) return std::unexpected(stats.error());
+  TRY(stats);
   if (stats->dump_interrupted > 0) {
     spdlog::warn(
         "the kernel flagged {} dump(s) as interrupted by table changes: a socket may be "
@@ -670,6 +305,11 @@ Result<std::uint64_t> WriteSocketList(SocketSource& source, std::shared_ptr<cons
 
 void WriteSummary(const std::vector<prometheus::MetricFamily>& families, const Config& config,
                   std::ostream& out) {
+  WriteSummary(families, config, AllCollectors(), out);
+}
+
+void WriteSummary(const std::vector<prometheus::MetricFamily>& families, const Config& config,
+                  std::span<const CollectorInfo> collectors, std::ostream& out) {
   const auto* scanned = FindFamily(families, "socket_exporter_sockets_scanned");
   if (scanned != nullptr && !scanned->metric.empty()) {
     // One sample per source, or per namespace with the netns collector.
@@ -698,9 +338,9 @@ void WriteSummary(const std::vector<prometheus::MetricFamily>& families, const C
     }
   }
   out << '\n';
-  WriteConnectionTables(families, config, out);
-  WriteEphemeralTables(families, out);
-  WriteCgroupTables(families, out);
+  for (const CollectorInfo& info : collectors) {
+    if (info.write_summary != nullptr) info.write_summary(families, config, out);
+  }
 }
 
 int RunSocketView(const Options& options, std::shared_ptr<const Config> config,

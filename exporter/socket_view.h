@@ -20,13 +20,16 @@
 #include <cstdint>
 #include <memory>
 #include <ostream>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "collectors/classifier.h"
+#include "collectors/registry.h"
 #include "collectors/sources/socket_record.h"
 #include "collectors/sources/socket_source.h"
+#include "common/ports.h"
 #include "common/result.h"
 #include "config/config.h"
 #include "exporter/cli.h"
@@ -38,19 +41,11 @@ struct ScraperOptions;
 
 enum class ViewFormat : std::uint8_t { kText, kJson };
 
-// Every value the `state` label of socket_connections can take, in kernel
-// order ("established" ... "bound_inactive", then "unconnected", "unknown"):
-// the accepted values of --filter.state.
-std::vector<std::string> StateLabelValues();
-
 // Which sockets --list prints. An empty list means "any"; a socket must
 // match every non-empty list, and one entry of each (values of one flag are
 // alternatives, different flags narrow each other).
 struct SocketFilter {
-  struct PortSpan {
-    std::uint16_t first = 0;
-    std::uint16_t last = 0;  // inclusive
-  };
+  using PortSpan = PortInterval;
   std::vector<Protocol> protocols;
   std::vector<Family> families;
   std::vector<std::string> states;      // label values, see StateLabelValues()
@@ -134,6 +129,9 @@ Result<std::uint64_t> WriteSocketList(SocketSource& source, std::shared_ptr<cons
 // timestamps are not shown, so the output of a fixed input is fixed.
 void WriteSummary(const std::vector<prometheus::MetricFamily>& families, const Config& config,
                   std::ostream& out);
+// The same with the tables of these collectors (tests add their own).
+void WriteSummary(const std::vector<prometheus::MetricFamily>& families, const Config& config,
+                  std::span<const CollectorInfo> collectors, std::ostream& out);
 
 // --list / --summary from the command line; returns the exit code: 0, 1 for
 // an invalid filter, 2 when the socket table (or a collector) failed, as

@@ -18,7 +18,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="${FUZZ_BUILD_DIR:-$root/build-fuzz}"
 budget="${1:-20000}"
-read -r -a targets <<<"${FUZZ_TARGETS:-netlink_parser procnet_parser config_parser}"
+read -r -a targets <<<"${FUZZ_TARGETS:-netlink_parser procnet_parser config_parser web_config_parser events_decode}"
 
 case "$budget" in
   *s) limit=(-max_total_time="${budget%s}") ;;
@@ -37,7 +37,8 @@ cmake --build "$build" -j"$(nproc)" --target fuzz_targets
 # Longest input per target: a netlink datagram fits the exporter's 64 KiB
 # receive buffer; /proc/net and config seeds are a few KiB, and longer
 # inputs mostly slow the search down (hostile_inputs_test covers huge ones).
-declare -A max_len=([netlink_parser]=65537 [procnet_parser]=16384 [config_parser]=16384)
+declare -A max_len=([netlink_parser]=65537 [procnet_parser]=16384 [config_parser]=16384
+  [web_config_parser]=16384)
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"

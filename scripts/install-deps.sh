@@ -9,7 +9,7 @@ packages=(
   libssl-dev libcrypt-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   clang clang-format libclang-rt-14-dev libbpf-dev bpftool
-  python3 iproute2 curl procps prometheus
+  python3 iproute2 curl procps prometheus prometheus-node-exporter
   python3-yaml strace shellcheck file dpkg-dev
 )
 

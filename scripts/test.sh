@@ -4,7 +4,8 @@
 #
 # Stages, in order (SOCKET_EXPORTER_STAGES selects some, comma-separated;
 # default: all of them):
-#   unit         build-test/ (g++, -Werror), ctest -L unit
+#   unit         build-test/ (g++, -Werror), ctest -L unit and -L system (the
+#                GoogleTest binaries: fixtures, then the kernel on loopback)
 #   integration  build-test/, ctest -L integration except the load test
 #   load         build-test/, the load test (test_load.py: 50 scrapers, 60 s)
 #   asan         build-asan/ (-DSOCKET_EXPORTER_SANITIZE=ON: ASan + UBSan,
@@ -74,7 +75,9 @@ asan="$root/build-asan"
 tsan="$root/build-tsan"
 load_test='^integration\.test_load$'
 
-stage_unit() { build "$normal" && (cd "$normal" && ctest --output-on-failure --timeout 900 -L unit "$@"); }
+stage_unit() {
+  build "$normal" && (cd "$normal" && ctest --output-on-failure --timeout 900 -L '^(unit|system)$' "$@")
+}
 stage_integration() {
   build "$normal" && (cd "$normal" && ctest --output-on-failure --timeout 900 -L integration \
     -E "$load_test" "$@")
@@ -93,9 +96,10 @@ stage_tsan() {
   # Unit tests only: the integration tests run the exporter against
   # CivetWeb, OpenSSL and prometheus-cpp as Debian builds them, without
   # ThreadSanitizer's instrumentation, which would report their internals.
-  BUILD_TARGETS=unit_tests build "$tsan" -DSOCKET_EXPORTER_SANITIZE_THREAD=ON || return 1
+  BUILD_TARGETS="unit_tests system_tests" build "$tsan" -DSOCKET_EXPORTER_SANITIZE_THREAD=ON ||
+    return 1
   (cd "$tsan" && TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1" \
-    ctest --output-on-failure --timeout 900 -L unit -E '^(lint|bench)\.' "$@")
+    ctest --output-on-failure --timeout 900 -L '^(unit|system)$' -E '^(lint|bench)\.' "$@")
 }
 stage_fuzz() { "$root/scripts/fuzz.sh" "${SOCKET_EXPORTER_FUZZ_BUDGET:-20000}"; }
 

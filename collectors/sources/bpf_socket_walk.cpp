@@ -1,5 +1,7 @@
 #include "collectors/sources/bpf_socket_walk.h"
 
+#include "common/errno_text.h"
+
 #if SOCKET_EXPORTER_HAVE_BPF
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -89,8 +91,6 @@ SocketRecord ToRecord(const WireRecord& wire) {
 int SilentPrint(enum libbpf_print_level /*level*/, const char* /*format*/, va_list /*args*/) {
   return 0;
 }
-
-std::string ErrnoText(int error) { return std::strerror(error < 0 ? -error : error); }
 
 // What the ring buffer callback needs during one Walk().
 struct Delivery {

@@ -10,8 +10,9 @@
 #include <memory>
 #include <vector>
 
-#include "collectors/sources/netlink_parser.h"
+#include "common/errno_text.h"
 #include "common/read_file.h"
+#include "common/unique_fd.h"
 
 namespace socket_exporter {
 namespace {
@@ -115,30 +116,24 @@ void CgroupResolver::ScanLocked() {
     std::string relative = std::move(pending.back());
     pending.pop_back();
     const std::string full = hierarchy_ + relative;
-    const int fd = ::open(full.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
+    UniqueFd fd(::open(full.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid()) {
       // Removed during the walk: not an error. The root failing is one.
-      if (relative.empty()) walk_error = "cannot open " + full + ": " + KernelErrorText(errno);
+      if (relative.empty()) walk_error = "cannot open " + full + ": " + ErrnoText(errno);
       continue;
     }
     struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-      ::close(fd);
-      continue;
-    }
+    if (::fstat(fd.get(), &st) != 0) continue;
     if (paths.size() >= options_.max_entries) {
       truncated = true;
-      ::close(fd);
       break;
     }
     std::string shown = relative.empty() ? std::string("/") : relative;
     if (shown.size() >= 16) bytes += shown.capacity() + 1;  // beyond the SSO buffer
     paths.emplace(static_cast<std::uint64_t>(st.st_ino), std::move(shown));
-    std::unique_ptr<DIR, DirCloser> dir(::fdopendir(fd));
-    if (!dir) {
-      ::close(fd);
-      continue;
-    }
+    std::unique_ptr<DIR, DirCloser> dir(::fdopendir(fd.get()));
+    if (!dir) continue;  // fd still ours: closed by UniqueFd
+    fd.Release();        // owned by dir now
     while (const dirent* entry = ::readdir(dir.get())) {
       if (entry->d_type != DT_DIR) continue;  // cgroupfs fills d_type
       const std::string_view name = entry->d_name;

@@ -75,14 +75,6 @@ std::uint64_t FindCgroupId(std::span<const std::uint8_t> bytes, std::size_t offs
 
 }  // namespace
 
-std::string KernelErrorText(int error_number) {
-  const char* description = strerrordesc_np(error_number);
-  const char* name = strerrorname_np(error_number);
-  if (description == nullptr) return fmt::format("unknown error {}", error_number);
-  if (name == nullptr) return description;
-  return fmt::format("{} ({})", description, name);
-}
-
 bool EndsDump(std::span<const std::uint8_t> bytes) {
   std::size_t offset = 0;
   while (offset < bytes.size()) {

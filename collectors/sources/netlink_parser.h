@@ -10,6 +10,7 @@
 #include <string>
 
 #include "collectors/sources/socket_record.h"
+#include "common/errno_text.h"
 #include "common/result.h"
 
 namespace socket_exporter {
@@ -23,7 +24,7 @@ struct NetlinkBatchStatus {
   // NLMSG_DONE carrying an error); 0 when it reported none. When nonzero,
   // done is true and parsing stopped at that message. The kernel refusing a
   // request is data, not a parse failure, because callers react to it
-  // (fall back to another request or source); use KernelErrorText() to
+  // (fall back to another request or source); use ErrnoText() to
   // describe it.
   int kernel_errno = 0;
 };
@@ -47,9 +48,5 @@ Result<NetlinkBatchStatus> ParseSockDiagBatch(std::span<const std::uint8_t> byte
 // malformed. Only the headers are read. A thread that receives a dump for
 // another to parse uses it to know when to stop calling recvmsg.
 bool EndsDump(std::span<const std::uint8_t> bytes);
-
-// "Operation not permitted (EPERM)": strerror text plus the symbolic name
-// where known, for error messages.
-std::string KernelErrorText(int error_number);
 
 }  // namespace socket_exporter

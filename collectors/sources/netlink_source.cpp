@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "collectors/sources/netlink_parser.h"
+#include "common/unique_fd.h"
 
 // Why this request order meets the ordering contract -- checked against the
 // kernel source (torvalds/linux: net/ipv4/inet_diag.c, and tcp_diag_dump() in
@@ -141,17 +142,6 @@ bool IsUnavailableErrno(int error_number) {
   }
 }
 
-class FdCloser {
- public:
-  explicit FdCloser(int fd) : fd_(fd) {}
-  FdCloser(const FdCloser&) = delete;
-  FdCloser& operator=(const FdCloser&) = delete;
-  ~FdCloser() { ::close(fd_); }
-
- private:
-  int fd_;
-};
-
 // 0, or the errno of a failed sendto.
 int SendRequest(int fd, std::span<const std::uint8_t> request) {
   sockaddr_nl kernel{};
@@ -195,7 +185,7 @@ Received ReceiveFromKernel(int fd, std::uint8_t* buffer, std::size_t capacity,
       } else {
         out.error_number = error;
         out.failure =
-            fmt::format("netlink: receiving the {} dump failed: {}", what, KernelErrorText(error));
+            fmt::format("netlink: receiving the {} dump failed: {}", what, ErrnoText(error));
       }
       return out;
     }
@@ -341,14 +331,12 @@ class NetlinkSource::Receiver {
   // CPUs share no cache as far as the kernel knows (common in VMs, this one
   // included), the scheduler tends to queue a woken thread on its waker's
   // CPU, where it preempts the caller or waits for it: the two run one after
-  // the other while the other CPU idles. In one run at 1k sockets, 13 of 30
-  // scrapes lost 0.8-2.6 ms that way before, none of 30 after. The thread
-  // widens its own mask, rather than the caller right after the wakeup, so
-  // that the widening is certain to come after the placement. When every
-  // other CPU is busy the thread waits for its turn there: with a real-time
-  // spinner on the other CPU of this machine (kernel 6.18), a walk of the
-  // host's table still ended within 5 ms. False: nothing done (one CPU
-  // allowed, or a call failed).
+  // the other while the other CPU idles (BENCHMARKS.md, "Overlapping the
+  // walk", has the measurements). The thread widens its own mask, rather
+  // than the caller right after the wakeup, so that the widening is certain
+  // to come after the placement. When every other CPU is busy the thread
+  // waits for its turn there. False: nothing done (one CPU allowed, or a
+  // call failed).
   bool NarrowToOtherCpus(pid_t tid) {
     if (tid <= 0 || sched_getaffinity(0, sizeof(allowed_), &allowed_) != 0) return false;
     const int here = sched_getcpu();
@@ -367,7 +355,7 @@ class NetlinkSource::Receiver {
       Datagram* slot = TakeSlot();
       slot->received = Received{
           0, error,
-          fmt::format("netlink: sending the {} request failed: {}", what_, KernelErrorText(error))};
+          fmt::format("netlink: sending the {} request failed: {}", what_, ErrnoText(error))};
       Publish(true);
       return;
     }
@@ -461,17 +449,16 @@ Result<NetlinkSource::DumpOutcome> NetlinkSource::Dump(int fd, Protocol protocol
                                                        std::span<const std::uint8_t> request,
                                                        std::string_view what, SocketSink& sink) {
   if (const int error = SendRequest(fd, request); error != 0) {
-    return FailWithErrno(error, fmt::format("netlink: sending the {} request failed: {}", what,
-                                            KernelErrorText(error)));
+    return FailWithErrno(
+        error, fmt::format("netlink: sending the {} request failed: {}", what, ErrnoText(error)));
   }
   DumpOutcome outcome;
   for (;;) {
     const Received received =
         ReceiveFromKernel(fd, buffer_.data(), buffer_.size(), what, options_.receive_timeout);
     if (!received.failure.empty()) return FailWithErrno(received.error_number, received.failure);
-    auto done = Deliver({buffer_.data(), received.size}, protocol, what, sink, outcome);
-    if (!done) return std::unexpected(done.error());
-    if (*done) return outcome;
+    TRY_ASSIGN(auto done, Deliver({buffer_.data(), received.size}, protocol, what, sink, outcome));
+    if (done) return outcome;
   }
 }
 
@@ -485,15 +472,14 @@ Result<void> NetlinkSource::DumpByFamily(int fd, Protocol protocol, std::uint8_t
   request.body.idiag_ext = 0;  // counting needs no extensions; they triple the reply size
   request.body.idiag_states = states;
 
-  auto outcome = Dump(fd, protocol, AsBytes(request), what, sink);
-  if (!outcome) return std::unexpected(outcome.error());
-  stats.records += outcome->records;
-  if (outcome->interrupted) ++stats.dump_interrupted;
-  if (outcome->kernel_errno == 0) return {};
-  if (family == AF_INET6 && outcome->kernel_errno == ENOENT && outcome->records == 0) return {};
-  return FailWithErrno(outcome->kernel_errno,
+  TRY_ASSIGN(auto outcome, Dump(fd, protocol, AsBytes(request), what, sink));
+  stats.records += outcome.records;
+  if (outcome.interrupted) ++stats.dump_interrupted;
+  if (outcome.kernel_errno == 0) return {};
+  if (family == AF_INET6 && outcome.kernel_errno == ENOENT && outcome.records == 0) return {};
+  return FailWithErrno(outcome.kernel_errno,
                        fmt::format("netlink: the kernel refused the {} dump: {}", what,
-                                   KernelErrorText(outcome->kernel_errno)));
+                                   ErrnoText(outcome.kernel_errno)));
 }
 
 Result<void> NetlinkSource::DumpPasses(int fd, Protocol protocol, std::span<const DumpPass> passes,
@@ -512,7 +498,7 @@ Result<int> NetlinkSource::OpenSocket(int& error_number) {
                      : ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
   if (fd < 0) {
     error_number = errno;
-    return Fail("netlink: cannot open a NETLINK_SOCK_DIAG socket: " + KernelErrorText(errno));
+    return Fail("netlink: cannot open a NETLINK_SOCK_DIAG socket: " + ErrnoText(errno));
   }
   const auto timeout_ms = options_.receive_timeout.count();
   timeval timeout{};
@@ -521,7 +507,7 @@ Result<int> NetlinkSource::OpenSocket(int& error_number) {
   if (::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout)) != 0) {
     error_number = errno;
     ::close(fd);
-    return Fail("netlink: cannot set a receive timeout: " + KernelErrorText(error_number));
+    return Fail("netlink: cannot set a receive timeout: " + ErrnoText(error_number));
   }
   return fd;
 }
@@ -563,9 +549,9 @@ Result<void> NetlinkSource::ConsumeBackground(SocketSink& sink, DumpOutcome& out
     if (!datagram->received.failure.empty()) {
       return FailWithErrno(datagram->received.error_number, datagram->received.failure);
     }
-    auto done = Deliver(datagram->Bytes(), Protocol::kTcp, receiver_->What(), sink, outcome);
-    if (!done) return std::unexpected(done.error());
-    if (*done) return {};
+    TRY_ASSIGN(auto done,
+               Deliver(datagram->Bytes(), Protocol::kTcp, receiver_->What(), sink, outcome));
+    if (done) return {};
   }
 }
 
@@ -575,16 +561,16 @@ Result<void> NetlinkSource::StreamTcpSplit(int fd, SocketSink& sink, SourceStats
 
   // Listeners: the kernel walks only the listening hash for this request.
   const LegacyRequest request = MakeLegacyRequest(kTcpListenOnly, ++sequence_);
-  auto listeners = Dump(fd, Protocol::kTcp, AsBytes(request), "TCP listening (legacy)", sink);
-  if (!listeners) return std::unexpected(listeners.error());
-  stats.records += listeners->records;
-  if (listeners->interrupted) ++stats.dump_interrupted;
-  bool legacy = listeners->kernel_errno == 0;
+  TRY_ASSIGN(auto listeners,
+             Dump(fd, Protocol::kTcp, AsBytes(request), "TCP listening (legacy)", sink));
+  stats.records += listeners.records;
+  if (listeners.interrupted) ++stats.dump_interrupted;
+  bool legacy = listeners.kernel_errno == 0;
   if (!legacy) {
-    if (listeners->records > 0) {
-      return FailWithErrno(listeners->kernel_errno,
+    if (listeners.records > 0) {
+      return FailWithErrno(listeners.kernel_errno,
                            "netlink: the kernel aborted the TCP listening (legacy) dump: " +
-                               KernelErrorText(listeners->kernel_errno));
+                               ErrnoText(listeners.kernel_errno));
     }
     // Refused outright: so is the background request; ask per family.
     Abandon();
@@ -608,7 +594,7 @@ Result<void> NetlinkSource::StreamTcpSplit(int fd, SocketSink& sink, SourceStats
     if (rest.records > 0) {
       return FailWithErrno(rest.kernel_errno, "netlink: the kernel aborted the " +
                                                   receiver_->What() +
-                                                  " dump: " + KernelErrorText(rest.kernel_errno));
+                                                  " dump: " + ErrnoText(rest.kernel_errno));
     }
     // Refused although the listening request was not: ask per family.
   }
@@ -633,46 +619,42 @@ Result<SourceStats> NetlinkSource::Stream(SocketSink& sink) {
   // One socket per Stream(): nothing from an earlier, possibly failed, dump
   // can be left queued to confuse this one.
   const int fd = *opened;
-  FdCloser closer(fd);
+  const UniqueFd closer(fd);
   if (buffer_.size() != kReceiveBufferSize) buffer_.resize(kReceiveBufferSize);
 
   SourceStats stats;
   const auto udp = [&] { return DumpPasses(fd, Protocol::kUdp, kUdpPasses, sink, stats); };
 
   if (split) {
-    if (auto done = StreamTcpSplit(fd, sink, stats, udp); !done) {
-      return std::unexpected(done.error());
-    }
+    TRY(StreamTcpSplit(fd, sink, stats, udp));
     return stats;
   }
 
   bool tcp_done = false;
   if (options_.legacy_tcp_dump) {
     const LegacyRequest request = MakeLegacyRequest(kAllTcpStates, ++sequence_);
-    auto outcome = Dump(fd, Protocol::kTcp, AsBytes(request), "TCP (legacy, all families)", sink);
-    if (!outcome) return std::unexpected(outcome.error());
-    stats.records += outcome->records;
-    if (outcome->interrupted) ++stats.dump_interrupted;
-    if (outcome->kernel_errno == 0) {
+    TRY_ASSIGN(auto outcome,
+               Dump(fd, Protocol::kTcp, AsBytes(request), "TCP (legacy, all families)", sink));
+    stats.records += outcome.records;
+    if (outcome.interrupted) ++stats.dump_interrupted;
+    if (outcome.kernel_errno == 0) {
       tcp_done = true;
       last_tcp_legacy_ = true;
-    } else if (outcome->records > 0) {
+    } else if (outcome.records > 0) {
       // Aborted midway: the per-family dumps would repeat what was sent.
-      return FailWithErrno(outcome->kernel_errno,
-                           "netlink: the kernel aborted the TCP (legacy) dump: " +
-                               KernelErrorText(outcome->kernel_errno));
+      return FailWithErrno(
+          outcome.kernel_errno,
+          "netlink: the kernel aborted the TCP (legacy) dump: " + ErrnoText(outcome.kernel_errno));
     }
     // Refused outright (no compat handler): fall back below.
   }
 
   if (!tcp_done) {
     for (const auto passes : {std::span(kTcpListenPasses), std::span(kTcpOtherPasses)}) {
-      if (auto done = DumpPasses(fd, Protocol::kTcp, passes, sink, stats); !done) {
-        return std::unexpected(done.error());
-      }
+      TRY(DumpPasses(fd, Protocol::kTcp, passes, sink, stats));
     }
   }
-  if (auto done = udp(); !done) return std::unexpected(done.error());
+  TRY(udp());
   return stats;
 }
 

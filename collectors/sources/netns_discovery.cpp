@@ -97,18 +97,6 @@ Result<OwnNamespace> StatOwn(const NetnsDiscoveryOptions& options) {
 
 }  // namespace
 
-UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = other.Release();
-  }
-  return *this;
-}
-
-UniqueFd::~UniqueFd() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
 std::string ContainerIdFromCgroup(std::string_view cgroup_text) {
   std::string_view first_found;
   while (!cgroup_text.empty()) {
@@ -157,10 +145,9 @@ void SortNetnsEntries(std::vector<NetnsEntry>& entries) {
 }
 
 Result<std::vector<NetnsEntry>> DiscoverNamespaces(const NetnsDiscoveryOptions& options) {
-  auto own = StatOwn(options);
-  if (!own) return std::unexpected(own.error());
+  TRY_ASSIGN(auto own, StatOwn(options));
   std::map<std::uint64_t, NetnsEntry> by_inode;
-  by_inode[own->inode].is_own = true;
+  by_inode[own.inode].is_own = true;
 
   // Named namespaces. A file there that is not an nsfs bind mount (left
   // behind by a failed `ip netns add`) has another device: skipped.
@@ -170,7 +157,7 @@ Result<std::vector<NetnsEntry>> DiscoverNamespaces(const NetnsDiscoveryOptions& 
       if (name == "." || name == "..") continue;
       struct stat info {};
       const std::string path = options.netns_dir + "/" + std::string(name);
-      if (::stat(path.c_str(), &info) != 0 || info.st_dev != own->dev) continue;
+      if (::stat(path.c_str(), &info) != 0 || info.st_dev != own.dev) continue;
       by_inode[static_cast<std::uint64_t>(info.st_ino)].names.emplace_back(name);
     }
   }
@@ -187,7 +174,7 @@ Result<std::vector<NetnsEntry>> DiscoverNamespaces(const NetnsDiscoveryOptions& 
     struct stat info {};
     const std::string path = fmt::format("{}/{}/ns/net", options.procfs_root, name);
     // ENOENT/ESRCH: exited during the scan; EACCES: not ours to see.
-    if (::stat(path.c_str(), &info) != 0 || info.st_dev != own->dev) continue;
+    if (::stat(path.c_str(), &info) != 0 || info.st_dev != own.dev) continue;
     AddCandidatePid(by_inode[static_cast<std::uint64_t>(info.st_ino)].pids, pid);
   }
 
@@ -205,10 +192,9 @@ Result<std::vector<NetnsEntry>> DiscoverNamespaces(const NetnsDiscoveryOptions& 
 }
 
 Result<NetnsEntry> DescribeOwnNamespace(const NetnsDiscoveryOptions& options) {
-  auto own = StatOwn(options);
-  if (!own) return std::unexpected(own.error());
+  TRY_ASSIGN(auto own, StatOwn(options));
   std::vector<NetnsEntry> entries(1);
-  entries[0].inode = own->inode;
+  entries[0].inode = own.inode;
   entries[0].is_own = true;
   entries[0].pids.push_back(static_cast<int>(::getpid()));
   Identify(entries[0], "/proc");

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "common/unique_fd.h"
 #include "config/config.h"
 
 namespace socket_exporter {
@@ -86,28 +87,6 @@ struct NetnsSelection {
 };
 // include (empty = all), then exclude, then the first max_namespaces.
 NetnsSelection SelectNamespaces(const std::vector<NetnsEntry>& entries, const NetnsConfig& config);
-
-// An owned file descriptor.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& other) noexcept : fd_(other.Release()) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept;
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd();
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  int Release() {
-    const int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-
- private:
-  int fd_ = -1;
-};
 
 // Opens the namespace for setns(): by name first, then through its
 // candidate processes, checking the inode (a reused pid may point to another

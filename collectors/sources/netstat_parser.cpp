@@ -53,9 +53,8 @@ Result<std::map<std::string, std::uint64_t>> ParseNetstat(std::string_view text)
     text = newline == std::string_view::npos ? std::string_view{} : text.substr(newline + 1);
     ++number;
     if (Words(raw).empty()) continue;  // tolerate blank lines (e.g. a final one)
-    auto line = SplitLine(raw, number);
-    if (!line) return std::unexpected(line.error());
-    lines.push_back(std::move(*line));
+    TRY_ASSIGN(auto line, SplitLine(raw, number));
+    lines.push_back(std::move(line));
   }
 
   std::map<std::string, std::uint64_t> counters;

@@ -34,10 +34,9 @@ Result<SourceStats> ProcNetSource::Stream(SocketSink& sink) {
     };
     for (File& file : files) {
       file.path = fmt::format("{}/net/{}", root_, file.name);
-      auto read = ReadWholeFile(file.path, file.text, kReadChunk);
-      if (!read) return std::unexpected(read.error());
-      if (!*read && file.required) return Fail(fmt::format("{} does not exist", file.path));
-      file.present = *read;
+      TRY_ASSIGN(auto read, ReadWholeFile(file.path, file.text, kReadChunk));
+      if (!read && file.required) return Fail(fmt::format("{} does not exist", file.path));
+      file.present = read;
     }
     for (const ProcNetSelect select : {ProcNetSelect::kWithoutPeer, ProcNetSelect::kWithPeer}) {
       for (const File& file : files) {

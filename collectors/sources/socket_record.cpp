@@ -100,4 +100,16 @@ std::string_view StateName(Protocol protocol, std::uint8_t state) {
   }
 }
 
+std::vector<std::string> StateLabelValues() {
+  std::vector<std::string> values;
+  for (std::uint8_t state = kTcpEstablished; state < kTcpMaxStates; ++state) {
+    std::string name(StateName(Protocol::kTcp, state));
+    if (std::find(values.begin(), values.end(), name) == values.end())
+      values.push_back(std::move(name));  // NEW_SYN_RECV = syn_recv
+  }
+  values.emplace_back(StateName(Protocol::kUdp, kTcpClose));  // "unconnected"
+  values.emplace_back(StateName(Protocol::kTcp, 0));          // "unknown": a future kernel state
+  return values;
+}
+
 }  // namespace socket_exporter

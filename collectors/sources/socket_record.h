@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace socket_exporter {
 
@@ -79,5 +80,9 @@ std::string_view FamilyName(Family family);
 // TCP: kernel name in lower case ("established", ..., "bound_inactive");
 // UDP: "established" for connected, "unconnected" otherwise.
 std::string_view StateName(Protocol protocol, std::uint8_t state);
+// Every value the `state` label of socket_connections can take, in kernel
+// order ("established" ... "bound_inactive", then "unconnected", "unknown"):
+// the accepted values of --filter.state.
+std::vector<std::string> StateLabelValues();
 
 }  // namespace socket_exporter

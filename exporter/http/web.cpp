@@ -6,12 +6,15 @@
 #include <fmt/format.h>
 #include <netdb.h>
 #include <prometheus/exposer.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <charconv>
 #include <cstring>
 #include <mutex>
 #include <set>
 
+#include "common/ports.h"
 #include "common/version.h"
 #include "exporter/http/web_auth.h"
 
@@ -22,9 +25,9 @@ struct WebServer::Impl {
   std::shared_ptr<prometheus::Collectable> metrics;
   std::string landing_page;
   CivetCallbacks callbacks{};
-  std::unique_ptr<FrontEnd> front;  // null when CivetWeb serves every address itself
+  std::unique_ptr<FrontEnd> front;  // owns every public socket
   std::unique_ptr<prometheus::Exposer> exposer;
-  std::vector<int> civet_ports;  // every CivetWeb listener, the internal one last
+  std::vector<int> civet_ports;  // CivetWeb's listeners: the internal one only
   int internal_port = 0;
   bool tls = false;
   std::vector<ListenEndpoint> endpoints;
@@ -77,13 +80,13 @@ int BeginRequest(mg_connection* conn) {
              head);
     return 1;
   }
-  if (impl->front && info->server_port == impl->internal_port) {
-    // The internal port carries what the front end relays, after TLS and
-    // client certificate checks. Anyone else talking to it directly would
-    // skip those checks.
+  {
+    // CivetWeb listens on the internal port only, which carries what the
+    // front end hands on after its TLS, client certificate and request
+    // checks. Anyone else talking to it directly would skip those checks.
     const bool from_relay =
-        std::string_view(info->remote_addr) == "127.0.0.1" && info->remote_port > 0 &&
-        info->remote_port <= 65535 &&
+        impl->front && std::string_view(info->remote_addr) == "127.0.0.1" &&
+        info->remote_port > 0 && info->remote_port <= 65535 &&
         impl->front->relay_ports().Contains(static_cast<std::uint16_t>(info->remote_port));
     if (!from_relay) {
       SendText(conn, 403, "Forbidden", "text/plain; charset=utf-8",
@@ -145,12 +148,11 @@ Result<ListenAddress> ParseOneAddress(std::string_view text) {
   }
   std::string_view host = text.substr(0, colon);
   const std::string_view port = text.substr(colon + 1);
-  unsigned value = 0;
-  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (port.empty() || ec != std::errc() || end != port.data() + port.size() || value > 65535) {
+  const auto parsed_port = ParsePort(port);
+  if (!parsed_port) {
     return Fail(fmt::format("--web.listen-address \"{}\": port must be a number 0-65535", text));
   }
-  address.port = static_cast<std::uint16_t>(value);
+  address.port = *parsed_port;
   if (!host.empty() && host.front() == '[') {
     if (host.size() < 3 || host.back() != ']') {
       return Fail(fmt::format(
@@ -182,15 +184,22 @@ Result<ListenAddress> ParseOneAddress(std::string_view text) {
   return address;
 }
 
-// CivetWeb's listening_ports syntax for an IPv4 address.
-std::string CivetPort(const ListenAddress& address) {
-  if (address.host.empty() || address.host == "0.0.0.0") return std::to_string(address.port);
-  return fmt::format("{}:{}", address.host, address.port);
-}
-
 Result<FrontAddress> ToFrontAddress(const ListenAddress& address) {
   FrontAddress out;
   out.text = address.text;
+  if (address.host.empty()) {
+    // ":PORT": every IPv6 and IPv4 address, as in Go programs; IPv4 alone
+    // where the host has no IPv6.
+    sockaddr_in6 any{};
+    any.sin6_family = AF_INET6;
+    any.sin6_port = htons(address.port);
+    any.sin6_addr = in6addr_any;
+    std::memcpy(&out.address, &any, sizeof(any));
+    out.address_length = sizeof(any);
+    out.dual_stack = true;
+    out.ipv4_fallback = true;
+    return out;
+  }
   addrinfo hints{};
   hints.ai_family = address.ipv6 ? AF_INET6 : AF_INET;
   hints.ai_socktype = SOCK_STREAM;
@@ -212,6 +221,18 @@ Result<FrontAddress> ToFrontAddress(const ListenAddress& address) {
   return out;
 }
 
+// Each open connection holds a descriptor: raise the soft limit to the hard
+// one (Go programs such as node_exporter do the same at startup).
+void RaiseOpenFilesLimit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  const rlim_t before = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    spdlog::debug("open files limit raised from {} to {}", before, limit.rlim_cur);
+  }
+}
+
 }  // namespace
 
 Result<std::vector<ListenAddress>> ParseListenAddresses(std::string_view value) {
@@ -225,12 +246,11 @@ Result<std::vector<ListenAddress>> ParseListenAddresses(std::string_view value) 
     if (item.empty()) {
       return Fail(fmt::format("--web.listen-address \"{}\": empty address in the list", value));
     }
-    auto address = ParseOneAddress(item);
-    if (!address) return std::unexpected(address.error());
-    if (address->port != 0 && !seen.insert(std::string(item)).second) {
+    TRY_ASSIGN(auto address, ParseOneAddress(item));
+    if (address.port != 0 && !seen.insert(std::string(item)).second) {
       return Fail(fmt::format("--web.listen-address \"{}\" is given twice", item));
     }
-    out.push_back(std::move(*address));
+    out.push_back(std::move(address));
     if (comma == std::string_view::npos) break;
     start = comma + 1;
   }
@@ -260,8 +280,7 @@ std::vector<std::string> CivetOptions(const std::string& listening_ports, int th
 
 Result<std::unique_ptr<WebServer>> WebServer::Start(
     const WebOptions& options, std::shared_ptr<prometheus::Collectable> metrics) {
-  auto addresses = ParseListenAddresses(options.listen_address);
-  if (!addresses) return std::unexpected(addresses.error());
+  TRY_ASSIGN(auto addresses, ParseListenAddresses(options.listen_address));
   if (options.telemetry_path.empty() || options.telemetry_path.front() != '/' ||
       options.telemetry_path == "/") {
     return Fail(fmt::format("--web.telemetry-path \"{}\": expected a path like /metrics",
@@ -286,27 +305,16 @@ Result<std::unique_ptr<WebServer>> WebServer::Start(
     tls_context = std::move(*built);
   }
 
-  // Which addresses CivetWeb serves itself and which go through the front end.
+  // The front end owns every public address; CivetWeb listens on the
+  // internal port only.
   std::vector<FrontAddress> front_addresses;
-  std::vector<bool> via_front;
-  std::string civet_listening;
-  for (const ListenAddress& address : *addresses) {
-    const bool front = impl->tls || address.ipv6;
-    via_front.push_back(front);
-    if (front) {
-      auto front_address = ToFrontAddress(address);
-      if (!front_address) return std::unexpected(front_address.error());
-      front_addresses.push_back(std::move(*front_address));
-    } else {
-      civet_listening += (civet_listening.empty() ? "" : ",") + CivetPort(address);
-    }
+  for (const ListenAddress& address : addresses) {
+    TRY_ASSIGN(FrontAddress front_address, ToFrontAddress(address));
+    front_addresses.push_back(std::move(front_address));
   }
-  if (!front_addresses.empty()) {
-    auto front = FrontEnd::Listen(front_addresses, options.front_end);
-    if (!front) return std::unexpected(front.error());
-    impl->front = std::move(*front);
-    civet_listening += (civet_listening.empty() ? "" : ",") + std::string("127.0.0.1:0");
-  }
+  RaiseOpenFilesLimit();
+  TRY_ASSIGN(impl->front, FrontEnd::Listen(front_addresses, options.front_end));
+  const std::string civet_listening = "127.0.0.1:0";
 
   try {
     impl->exposer = std::make_unique<prometheus::Exposer>(
@@ -318,26 +326,21 @@ Result<std::unique_ptr<WebServer>> WebServer::Start(
   {
     std::lock_guard lock(servers_mutex);
     impl->civet_ports = impl->exposer->GetListeningPorts();
-    if (impl->front) impl->internal_port = impl->civet_ports.back();
+    impl->internal_port = impl->civet_ports.back();
     servers.push_back(impl.get());
   }
 
-  std::vector<int> front_ports;
-  if (impl->front) {
-    front_ports = impl->front->Ports();
-    auto started = impl->front->Start(static_cast<std::uint16_t>(impl->internal_port), tls_context);
-    if (!started) {
-      WebServer cleanup(std::move(impl));  // unregisters and stops CivetWeb
-      return std::unexpected(started.error());
-    }
+  const std::vector<int> front_ports = impl->front->Ports();
+  auto started = impl->front->Start(static_cast<std::uint16_t>(impl->internal_port), tls_context);
+  if (!started) {
+    WebServer cleanup(std::move(impl));  // unregisters and stops CivetWeb
+    return Fail(std::move(started).error().message);
   }
-  std::size_t next_civet = 0;
-  std::size_t next_front = 0;
-  for (std::size_t i = 0; i < addresses->size(); ++i) {
+  for (std::size_t i = 0; i < addresses.size(); ++i) {
     ListenEndpoint endpoint;
-    endpoint.address = (*addresses)[i].text;
+    endpoint.address = addresses[i].text;
     endpoint.tls = impl->tls;
-    endpoint.port = via_front[i] ? front_ports[next_front++] : impl->civet_ports[next_civet++];
+    endpoint.port = front_ports[i];
     impl->endpoints.push_back(std::move(endpoint));
   }
   return std::unique_ptr<WebServer>(new WebServer(std::move(impl)));
@@ -346,6 +349,8 @@ Result<std::unique_ptr<WebServer>> WebServer::Start(
 std::vector<ListenEndpoint> WebServer::Endpoints() const { return impl_->endpoints; }
 
 int WebServer::InternalPort() const { return impl_->internal_port; }
+
+FrontEnd::Stats WebServer::ConnectionStats() const { return impl_->front->GetStats(); }
 
 Result<void> WebServer::ApplyWebConfig(std::shared_ptr<const WebConfig> config) {
   const bool want_tls = config != nullptr && config->tls.has_value();

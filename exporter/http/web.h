@@ -2,12 +2,13 @@
 // path, plus a landing page at "/", "/-/healthy" and "/-/ready" answered from
 // CivetWeb's begin_request callback, which also enforces basic auth.
 //
-// Listen addresses: plain-HTTP IPv4 addresses are CivetWeb's own listening
-// sockets. TLS addresses, and IPv6 ones, belong to an in-process front end
-// (tls_front.h) that terminates TLS with OpenSSL and relays to CivetWeb on an
-// internal 127.0.0.1 port, because Debian's CivetWeb crashes on HTTPS and
-// cannot bind IPv6. Requests on the internal port are refused unless they
-// come from the front end's own sockets. See docs/web-security.md.
+// Listen addresses: every public socket, plain or TLS, IPv4 or IPv6, belongs
+// to the event-driven front end (tls_front.h). It completes TLS handshakes
+// and reads request heads under deadlines and size caps, then hands complete
+// requests to CivetWeb on an internal 127.0.0.1 port (Debian's CivetWeb
+// crashes on HTTPS and cannot bind IPv6; and its workers must never wait for
+// a slow client). Requests on the internal port are refused unless they come
+// from the front end's own sockets. See docs/web-security.md.
 //
 // Thread safety: Start(), ApplyWebConfig() and the destructor from one thread;
 // requests are served on CivetWeb's and the front end's threads.
@@ -40,8 +41,9 @@ struct ListenAddress {
 };
 
 // Parses a --web.listen-address value: one address or several separated by
-// commas. Each is HOST:PORT or :PORT (all IPv4 interfaces); HOST is an IPv4
-// literal or an IPv6 literal in brackets ("[::]" is dual-stack: IPv6 and
+// commas. Each is HOST:PORT or :PORT (every IPv6 and IPv4 address, IPv4 only
+// where the host has no IPv6); HOST is an IPv4 literal ("0.0.0.0": every IPv4
+// address) or an IPv6 literal in brackets ("[::]" is dual-stack: IPv6 and
 // IPv4). Errors name the offending entry.
 Result<std::vector<ListenAddress>> ParseListenAddresses(std::string_view value);
 
@@ -82,8 +84,11 @@ class WebServer {
 
   // The public endpoints, in the order of --web.listen-address.
   std::vector<ListenEndpoint> Endpoints() const;
-  // CivetWeb's internal port for the front end; 0 when there is none.
+  // CivetWeb's internal port, for the front end only.
   int InternalPort() const;
+
+  // The front end's connection counts, for socket_exporter_http_* metrics.
+  FrontEnd::Stats ConnectionStats() const;
 
   // Applies a reloaded web config to new connections and requests: users,
   // certificates, client CA, TLS versions. On error nothing changes. Turning

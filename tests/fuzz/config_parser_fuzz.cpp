@@ -21,6 +21,9 @@
 #include <string>
 #include <string_view>
 
+#include "collectors/ephemeral_collector.h"
+#include "collectors/listeners_collector.h"
+#include "collectors/registry.h"
 #include "config/config.h"
 #include "tests/fuzz/fuzz_checks.h"
 
@@ -99,7 +102,7 @@ void CheckAccepted(const Config& config) {
   for (const auto& [name, enabled] : config.collectors) {
     FUZZ_CHECK(ValidName(name), "bad collector name '" + name + "'");
   }
-  const EphemeralConfig& e = config.ephemeral;
+  const auto& e = config.Section<EphemeralSettings>(kEphemeralCollectorName);
   FUZZ_CHECK(e.top_destinations <= 1000, "top_destinations");
   FUZZ_CHECK(e.max_tracked_destinations >= 1 && e.max_tracked_destinations <= 10'000'000,
              "max_tracked_destinations");
@@ -108,37 +111,12 @@ void CheckAccepted(const Config& config) {
     FUZZ_CHECK(t > 0.0 && t <= 1.0, "threshold " + std::to_string(t));
     FUZZ_CHECK(thresholds.insert(t).second, "duplicate threshold");
   }
-  FUZZ_CHECK(config.listeners.top_other_ports <= 1000, "top_other_ports");
+  FUZZ_CHECK(config.Section<ListenersSettings>(kListenersCollectorName).top_other_ports <= 1000,
+             "top_other_ports");
   FUZZ_CHECK(config.limits.max_series >= 10 && config.limits.max_series <= 1'000'000, "max_series");
 }
 
-void CheckRejected(const std::string& message) {
-  FUZZ_CHECK(!message.empty(), "empty error message");
-  std::size_t lines = 0;
-  std::size_t start = 0;
-  while (start <= message.size()) {
-    std::size_t end = message.find('\n', start);
-    if (end == std::string::npos) end = message.size();
-    const std::string line = message.substr(start, end - start);
-    ++lines;
-    int row = 0;
-    int column = 0;
-    int consumed = 0;
-    const std::string prefix = std::string(kSource) + ":%d:%d: %n";
-    FUZZ_CHECK(std::sscanf(line.c_str(), prefix.c_str(), &row, &column, &consumed) == 2 &&
-                   consumed > 0 && row >= 1 && column >= 1,
-               "error line without a position: " + line);
-    FUZZ_CHECK(static_cast<std::size_t>(consumed) < line.size(),
-               "error line without text: " + line);
-    start = end + 1;
-  }
-  FUZZ_CHECK(lines <= 101, "error message has " + std::to_string(lines) + " lines");
-  for (char c : message) {
-    const auto byte = static_cast<unsigned char>(c);
-    FUZZ_CHECK(byte == '\n' || (byte >= 0x20 && byte != 0x7F),
-               "control byte " + std::to_string(byte) + " in the error message");
-  }
-}
+void CheckRejected(const std::string& message) { CheckPositionedMessage(message, kSource, 101); }
 
 }  // namespace
 }  // namespace socket_exporter::fuzz
@@ -162,7 +140,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const Config& b = **second;
   FUZZ_CHECK(a.range_of_port == b.range_of_port && a.service_of_port == b.service_of_port &&
                  a.services.size() == b.services.size() && a.collectors == b.collectors &&
-                 a.ephemeral.utilization_thresholds == b.ephemeral.utilization_thresholds &&
+                 a.Section<EphemeralSettings>(kEphemeralCollectorName).utilization_thresholds ==
+                     b.Section<EphemeralSettings>(kEphemeralCollectorName).utilization_thresholds &&
                  a.limits.max_series == b.limits.max_series,
              "ParseConfig is not deterministic");
   return 0;

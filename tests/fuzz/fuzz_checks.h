@@ -30,6 +30,38 @@ namespace socket_exporter::fuzz {
     }                                                                                 \
   } while (false)
 
+// A rejected input gets a bounded, printable message: every line is
+// "SOURCE:LINE:COLUMN: text", at most max_lines lines, no control bytes
+// besides the newlines.
+inline void CheckPositionedMessage(const std::string& message, const char* source,
+                                   std::size_t max_lines) {
+  FUZZ_CHECK(!message.empty(), "empty error message");
+  std::size_t lines = 0;
+  std::size_t start = 0;
+  while (start <= message.size()) {
+    std::size_t end = message.find('\n', start);
+    if (end == std::string::npos) end = message.size();
+    const std::string line = message.substr(start, end - start);
+    ++lines;
+    int row = 0;
+    int column = 0;
+    int consumed = 0;
+    const std::string prefix = std::string(source) + ":%d:%d: %n";
+    FUZZ_CHECK(std::sscanf(line.c_str(), prefix.c_str(), &row, &column, &consumed) == 2 &&
+                   consumed > 0 && row >= 1 && column >= 1,
+               "error line without a position: " + line);
+    FUZZ_CHECK(static_cast<std::size_t>(consumed) < line.size(),
+               "error line without text: " + line);
+    start = end + 1;
+  }
+  FUZZ_CHECK(lines <= max_lines, "error message has " + std::to_string(lines) + " lines");
+  for (char c : message) {
+    const auto byte = static_cast<unsigned char>(c);
+    FUZZ_CHECK(byte == '\n' || (byte >= 0x20 && byte != 0x7F),
+               "control byte " + std::to_string(byte) + " in the error message");
+  }
+}
+
 class CollectingSink : public SocketSink {
  public:
   void OnSocket(const SocketRecord& record) override { records.push_back(record); }

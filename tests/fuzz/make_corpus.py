@@ -7,6 +7,7 @@ Input formats (see each target's header comment):
   netlink_parser: 1 byte (bit 0: 0 TCP, 1 UDP) + one reply datagram
   procnet_parser: 1 byte (bit 0: 0 TCP, 1 UDP; bit 1: 0 IPv4, 1 IPv6) + file text
   config_parser:  the YAML text
+  events_decode:  1 byte (CPUs - 1) + 4 u16 lengths + the maps' bytes
 Besides the recordings, a few hand-made seeds reach the paths a healthy
 kernel rarely takes: NLMSG_ERROR, NLMSG_DONE with an errno, a NOOP, the
 DUMP_INTR flag, a message without its trailing padding."""
@@ -97,4 +98,15 @@ write(config, "hand_errors.yaml",
       b"colectors: {conections: yes}\n---\nsecond: document\n")
 write(config, "hand_anchors.yaml",
       b"services:\n  - &svc {name: a, ports: [1]}\n  - *svc\n  - {name: !!str b, ports: [&p 2, *p]}\n")
+events = reset("events_decode")
+maps = [open(os.path.join(fixtures, "events", f"{m}.bin"), "rb").read()
+        for m in ("connects", "destinations", "binds", "tcp_events")]
+# Recorded with 2 CPUs (byte 0 = 1).
+write(events, "recorded", bytes([1]) + struct.pack("<4H", *map(len, maps)) + b"".join(maps))
+write(events, "recorded_connects_only", bytes([1]) + struct.pack("<4H", len(maps[0]), 0, 0, 0)
+      + maps[0])
+# A cut entry and a one-CPU reading of the same bytes (sizes then do not fit).
+write(events, "hand_cut", bytes([1]) + struct.pack("<4H", len(maps[0]) - 3, 0, 0, 0)
+      + maps[0][:-3])
+write(events, "hand_one_cpu", bytes([0]) + struct.pack("<4H", *map(len, maps)) + b"".join(maps))
 print("corpus written to", corpus)

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "collectors/registry.h"
 #include "collectors/sources/netlink_parser.h"
 #include "tests/fuzz/fuzz_checks.h"
 
@@ -167,7 +168,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                  "kernel_errno " + std::to_string(status->kernel_errno) + ", reference " +
                      std::to_string(ref.kernel_error));
     }
-    if (status->kernel_errno != 0) FUZZ_CHECK(!KernelErrorText(status->kernel_errno).empty(), "");
+    if (status->kernel_errno != 0) FUZZ_CHECK(!ErrnoText(status->kernel_errno).empty(), "");
   }
 
   FUZZ_CHECK(sink.records.size() == ref.records.size(),

@@ -24,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "collectors/registry.h"
 #include "collectors/sources/procnet_parser.h"
 #include "tests/fuzz/fuzz_checks.h"
 

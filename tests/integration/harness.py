@@ -6,6 +6,7 @@ also on failure or SIGTERM (see Namespace.close and install_cleanup)."""
 
 import argparse
 import atexit
+import ctypes
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 SKIP = 77  # ctest SKIP_RETURN_CODE
@@ -61,6 +63,36 @@ def require_netns():
     if r.returncode != 0:
         skip(f"cannot create a network namespace: {r.stderr.strip()}")
     subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_CLONE_NEWNET = 0x40000000
+
+
+def in_netns(ns, fn, *fn_args):
+    """Runs fn on a thread moved into ns (setns moves only the calling
+    thread), so its sockets live in the namespace; returns fn's result."""
+    out = {}
+
+    def run():
+        try:
+            fd = os.open(f"/var/run/netns/{ns.name}", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if _libc.setns(fd, _CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, os.strerror(err))
+            finally:
+                os.close(fd)
+            out["value"] = fn(*fn_args)
+        except BaseException as e:  # handed to the caller
+            out["error"] = e
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
 
 
 class Namespace:

@@ -15,7 +15,6 @@ network namespaces:
     HTTP worker is held by an idle client.
 """
 
-import ctypes
 import http.client
 import re
 import shutil
@@ -37,36 +36,8 @@ NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-
           "--bounding-set=-all", "--no-new-privs"]
 SOCKET_COLLECTORS = ("connections", "ephemeral", "listeners")
 
-# ---- helpers: HTTP from inside a namespace, the exporter as a server -------
-
-_libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
-
-
-def in_netns(ns, fn, *fn_args):
-    """Runs fn on a thread moved into ns (setns moves only the calling
-    thread), so its sockets live in the namespace; returns fn's result."""
-    out = {}
-
-    def run():
-        try:
-            fd = os.open(f"/var/run/netns/{ns.name}", os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                if _libc.setns(fd, CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, os.strerror(err))
-            finally:
-                os.close(fd)
-            out["value"] = fn(*fn_args)
-        except BaseException as e:  # handed to the caller
-            out["error"] = e
-
-    t = threading.Thread(target=run)
-    t.start()
-    t.join()
-    if "error" in out:
-        raise out["error"]
-    return out["value"]
+# ---- helpers: HTTP from inside a namespace (in_netns, harness.py), the
+# exporter as a server --------------------------------------------------------
 
 
 def fetch(port, path="/metrics", timeout=30):

@@ -2,15 +2,17 @@
 metric names with the same label names, so the documentation cannot drift
 from the code. Runs --once with every collector the build knows (no root
 needed; collectors that cannot run here still publish their families or are
-reported)."""
+reported), and takes the HTTP front end's families from a served scrape."""
 
 import os
 import re
 import subprocess
 
 from harness import *
+from exporter_process import ExporterProcess
 
 args = parse_args()
+install_cleanup()
 res = Results()
 
 with open(os.path.join(args.source_dir, "README.md")) as f:
@@ -35,6 +37,29 @@ if os.geteuid() == 0:
 else:
     print("note: not root, the netns collector's metrics are not compared")
     documented = {k: v for k, v in documented.items() if not k.startswith("socket_exporter_netns")}
+# The HTTP front end's families exist only while serving: take them from a
+# served scrape (the rest of it is the --once output again, plus
+# prometheus-cpp's own exposer_* families, which are not ours to document).
+served = ExporterProcess(args.exporter)
+status, _, body = served.get("/metrics")
+served.stop()
+res.check(status == 200, "a served scrape answers 200", str(status))
+http_lines = [l for l in body.splitlines()
+              if re.match(r"(# (TYPE|HELP) )?socket_exporter_http_", l)]
+res.check(len(http_lines) > 0, "the served scrape has socket_exporter_http_* families")
+text += "\n".join(http_lines) + "\n"
+# The events collector (off by default) publishes its families only where
+# its BPF programs load (root, a BPF build); elsewhere its rows are left out.
+EVENTS = ("socket_connects_total", "socket_connect_destination_failures_total",
+          "socket_bind_failures_total", "socket_tcp_retransmits_total", "socket_tcp_resets_total",
+          "socket_exporter_events_dropped_total")
+r = subprocess.run([args.exporter, "--once", "--collector.events"], capture_output=True, text=True)
+if r.returncode == 0:
+    text += r.stdout
+else:
+    print("note: the events collector cannot load here, its metrics are not compared: "
+          + r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "")
+    documented = {k: v for k, v in documented.items() if k not in EVENTS}
 published = {}
 for line in text.splitlines():
     m = re.match(r"# TYPE (\S+) (\S+)", line)

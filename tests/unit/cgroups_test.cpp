@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "collectors/cgroups_collector.h"
+#include "collectors/registry.h"
 #include "collectors/sources/cgroup_path.h"
 #include "collectors/sources/cgroup_resolver.h"
 #include "collectors/sources/netns_discovery.h"
@@ -343,8 +344,9 @@ TEST_F(CgroupsCollectorTest, TrackedCgroupsAreCapped) {
 TEST(CgroupsSettings, ConfigErrorsNameTheLine) {
   auto bad = ParseConfig("cgroups:\n  top: -1\n  group_by: pods\n  topp: 3\n", "c.yaml");
   ASSERT_FALSE(bad.has_value());
-  EXPECT_NE(bad.error().message.find("c.yaml:2:8: cgroups.top: expected an integer from 0 to 1000"),
-            std::string::npos)
+  EXPECT_NE(
+      bad.error().message.find("c.yaml:2:8: cgroups.top: expected an integer between 0 and 1000"),
+      std::string::npos)
       << bad.error().message;
   EXPECT_NE(bad.error().message.find("c.yaml:3:13: cgroups.group_by: expected 'cgroup', 'depth' "
                                      "or 'workload'"),
@@ -355,9 +357,10 @@ TEST(CgroupsSettings, ConfigErrorsNameTheLine) {
       << bad.error().message;
   auto good = ParseConfig("cgroups:\n  top: 7\n  group_by: workload\n", "c.yaml");
   ASSERT_TRUE(good.has_value()) << good.error().message;
-  EXPECT_EQ((*good)->cgroups.top, 7U);
-  EXPECT_EQ((*good)->cgroups.group_by, CgroupsSettings::GroupBy::kWorkload);
-  EXPECT_EQ(DefaultConfig()->cgroups.top, 20U);
+  const auto& settings = (*good)->Section<CgroupsSettings>(kCgroupsCollectorName);
+  EXPECT_EQ(settings.top, 7U);
+  EXPECT_EQ(settings.group_by, CgroupsSettings::GroupBy::kWorkload);
+  EXPECT_EQ(DefaultConfig()->Section<CgroupsSettings>(kCgroupsCollectorName).top, 20U);
 }
 
 }  // namespace

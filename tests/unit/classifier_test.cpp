@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "collectors/registry.h"
 #include "test_util.h"
 
 namespace socket_exporter {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "collectors/registry.h"
 #include "collectors/sources/netlink_source.h"
 #include "test_util.h"
 
@@ -38,7 +39,6 @@ class FakeCollector : public Collector {
  public:
   FakeCollector(Log& log, std::string name, bool uses_sockets, bool begin_fails)
       : log_(log), name_(std::move(name)), uses_sockets_(uses_sockets), begin_fails_(begin_fails) {}
-  std::string_view Name() const override { return name_; }
   bool UsesSockets() const override { return uses_sockets_; }
   Result<void> Begin(const ScrapeContext&) override {
     log_.push_back("begin " + name_);

@@ -19,8 +19,19 @@
 #include <utility>
 #include <vector>
 
+#include "collectors/ephemeral_collector.h"
+#include "collectors/listeners_collector.h"
+#include "collectors/registry.h"
+
 namespace socket_exporter {
 namespace {
+
+const EphemeralSettings& Ephemeral(const Config& config) {
+  return config.Section<EphemeralSettings>(kEphemeralCollectorName);
+}
+const ListenersSettings& Listeners(const Config& config) {
+  return config.Section<ListenersSettings>(kListenersCollectorName);
+}
 
 constexpr char kSource[] = "test.yaml";
 
@@ -149,10 +160,10 @@ TEST(ConfigDefaultTest, EmbeddedDefaultParses) {
   const std::map<std::string, bool> collectors = {
       {"connections", true}, {"ephemeral", true}, {"listeners", true}};
   EXPECT_EQ(config->collectors, collectors);
-  EXPECT_EQ(config->ephemeral.top_destinations, 10u);
-  EXPECT_EQ(config->ephemeral.max_tracked_destinations, 65536u);
-  EXPECT_EQ(config->ephemeral.utilization_thresholds, (std::vector<double>{0.5, 0.8, 0.9}));
-  EXPECT_EQ(config->listeners.top_other_ports, 10u);
+  EXPECT_EQ(Ephemeral(*config).top_destinations, 10u);
+  EXPECT_EQ(Ephemeral(*config).max_tracked_destinations, 65536u);
+  EXPECT_EQ(Ephemeral(*config).utilization_thresholds, (std::vector<double>{0.5, 0.8, 0.9}));
+  EXPECT_EQ(Listeners(*config).top_other_ports, 10u);
   EXPECT_EQ(config->limits.max_series, 5000u);
 }
 
@@ -214,7 +225,7 @@ TEST(ConfigDefaultTest, ExampleParses) {
   EXPECT_EQ(ServiceAt(config, 0, 6379), "redis");
   EXPECT_EQ(ServiceAt(config, 0, 9150), "exporters");
   EXPECT_EQ(config.collectors.at("netns"), false);
-  EXPECT_EQ(config.ephemeral.top_destinations, 20u);
+  EXPECT_EQ(Ephemeral(config).top_destinations, 20u);
 
   // The example's comment and config/README.md: P = 16, 896 series.
   EXPECT_EQ(ReachablePairs(config), 16u);
@@ -233,7 +244,7 @@ TEST(ConfigParseTest, EmptyDocumentIsAllDefaults) {
     EXPECT_EQ(config->port_ranges[2].ports.last, 65535u);
     EXPECT_TRUE(config->services.empty());
     EXPECT_TRUE(config->collectors.empty());
-    EXPECT_EQ(config->ephemeral.top_destinations, 10u);
+    EXPECT_EQ(Ephemeral(*config).top_destinations, 10u);
     EXPECT_EQ(config->limits.max_series, 5000u);
     EXPECT_EQ(ServiceAt(*config, 0, 22), "other");
     EXPECT_EQ(RangeAt(*config, 1024), "registered");
@@ -274,10 +285,10 @@ TEST(ConfigParseTest, AcceptedForms) {
   EXPECT_EQ(ServiceAt(*config, 1, 8003), "other");
   EXPECT_EQ(config->collectors,
             (std::map<std::string, bool>{{"netns", true}, {"ephemeral", false}}));
-  EXPECT_EQ(config->ephemeral.top_destinations, 0u);
-  EXPECT_EQ(config->ephemeral.max_tracked_destinations, 10000000u);
-  EXPECT_EQ(config->ephemeral.utilization_thresholds, (std::vector<double>{1, 0.25, 0.001}));
-  EXPECT_EQ(config->listeners.top_other_ports, 1000u);
+  EXPECT_EQ(Ephemeral(*config).top_destinations, 0u);
+  EXPECT_EQ(Ephemeral(*config).max_tracked_destinations, 10000000u);
+  EXPECT_EQ(Ephemeral(*config).utilization_thresholds, (std::vector<double>{1, 0.25, 0.001}));
+  EXPECT_EQ(Listeners(*config).top_other_ports, 1000u);
   EXPECT_EQ(config->limits.max_series, 10u);
 }
 
@@ -336,7 +347,7 @@ TEST(ConfigErrorTest, UnknownKeyWithoutSuggestion) {
   EXPECT_EQ(ErrorsOf("limits: 10\nweb: {}\n"),
             "test.yaml:1:9: limits: expected a map, got '10'\n"
             "test.yaml:2:1: unknown key 'web'; expected one of: port_ranges, services, "
-            "collectors, ephemeral, listeners, netns, limits, cgroups");
+            "collectors, ephemeral, listeners, events, cgroups, netns, limits");
   EXPECT_EQ(ErrorsOf("limits:\n  series: 10\n"),
             "test.yaml:2:3: limits: unknown key 'series'; expected one of: max_series");
 }
@@ -425,9 +436,10 @@ TEST(ConfigErrorTest, UtilizationThresholds) {
 TEST(ConfigErrorTest, UnknownCollector) {
   EXPECT_EQ(ErrorsOf("collectors:\n  conections: true\n  sockets: true\n"),
             "test.yaml:2:3: collectors: unknown collector 'conections', did you mean "
-            "'connections'? (known collectors: connections, ephemeral, listeners, netns, cgroups)\n"
+            "'connections'? (known collectors: connections, ephemeral, listeners, events, "
+            "cgroups, netns)\n"
             "test.yaml:3:3: collectors: unknown collector 'sockets' (known collectors: "
-            "connections, ephemeral, listeners, netns, cgroups)");
+            "connections, ephemeral, listeners, events, cgroups, netns)");
 }
 
 TEST(ConfigErrorTest, PortRangeOverlap) {
@@ -627,7 +639,7 @@ TEST(ConfigReportTest, ErrorCountIsCapped) {
   ASSERT_EQ(lines.size(), 101u);
   EXPECT_EQ(lines[0],
             "test.yaml:2:3: collectors: unknown collector 'c0' (known collectors: connections, "
-            "ephemeral, listeners, netns, cgroups)");
+            "ephemeral, listeners, events, cgroups, netns)");
   EXPECT_EQ(lines[100], "test.yaml:102:3: too many errors; 900 more not shown");
   ExpectWellFormedReport(report, kSource);
 }

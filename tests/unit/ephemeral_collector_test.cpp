@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "collectors/registry.h"
 #include "test_util.h"
 
 namespace socket_exporter {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "collectors/ephemeral_collector.h"
+#include "collectors/registry.h"
 #include "test_util.h"
 
 namespace socket_exporter {

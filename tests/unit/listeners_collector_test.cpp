@@ -10,6 +10,7 @@
 #include <fstream>
 #include <set>
 
+#include "collectors/registry.h"
 #include "test_util.h"
 
 namespace socket_exporter {

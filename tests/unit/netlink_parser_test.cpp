@@ -1,7 +1,7 @@
 // Netlink sock_diag parsing on recorded kernel replies (tests/fixtures, see
-// its README for the population), on hand-made malformed input, and live:
-// the real NetlinkSource and ProcNetSource against a population this test
-// creates on loopback. Also the label functions of socket_record.h.
+// its README for the population) and on hand-made malformed input. Also the
+// label functions of socket_record.h. The live sources against real sockets
+// are in tests/system/live_sources_test.cpp.
 #include "collectors/sources/netlink_parser.h"
 
 #include <arpa/inet.h>
@@ -33,56 +33,21 @@
 #include "collectors/sources/procnet_source.h"
 #include "collectors/sources/socket_record.h"
 #include "collectors/sources/socket_sources.h"
+#include "tests/unit/test_util.h"
 
 namespace socket_exporter {
 namespace {
 
-using Counts = std::map<std::string, std::uint64_t>;
-
-std::string Label(Protocol protocol, Family family, std::uint8_t state) {
-  return std::string(ProtocolName(protocol)) + " " + std::string(FamilyName(family)) + " " +
-         std::string(StateName(protocol, state));
-}
-std::string Label(const SocketRecord& r) { return Label(r.protocol, r.family, r.state); }
-
-class RecordingSink : public SocketSink {
- public:
-  void OnSocket(const SocketRecord& record) override { records.push_back(record); }
-  std::vector<SocketRecord> records;
-};
+using testing::Counts;
+using testing::Label;
+using testing::OrderingViolation;
+using testing::RecordingSink;
+using testing::SameRecord;
 
 Counts CountOf(const std::vector<SocketRecord>& records) {
   Counts counts;
   for (const SocketRecord& r : records) ++counts[Label(r)];
   return counts;
-}
-
-bool SameRecord(const SocketRecord& a, const SocketRecord& b) {
-  return a.protocol == b.protocol && a.family == b.family && a.state == b.state &&
-         a.local == b.local && a.remote == b.remote && a.local_port == b.local_port &&
-         a.remote_port == b.remote_port && a.rqueue == b.rqueue && a.wqueue == b.wqueue &&
-         a.uid == b.uid && a.inode == b.inode;
-}
-
-bool HasPeer(const SocketRecord& r) { return r.remote_port != 0 || !r.remote.IsUnspecified(); }
-bool OwnsInboundPort(const SocketRecord& r) {
-  return r.protocol == Protocol::kTcp ? r.state == kTcpListen : r.state == kTcpClose;
-}
-
-// The ordering contract of socket_source.h: per protocol, no listener or
-// unconnected UDP socket after a socket with a peer. Returns the first
-// violation, if any.
-std::optional<std::string> OrderingViolation(const std::vector<SocketRecord>& records) {
-  std::set<Protocol> seen_peer;
-  for (std::size_t i = 0; i < records.size(); ++i) {
-    const SocketRecord& r = records[i];
-    if (OwnsInboundPort(r) && seen_peer.count(r.protocol) != 0) {
-      return "record " + std::to_string(i) + " (" + Label(r) + " port " +
-             std::to_string(r.local_port) + ") comes after a socket with a peer";
-    }
-    if (HasPeer(r)) seen_peer.insert(r.protocol);
-  }
-  return std::nullopt;
 }
 
 std::string FixturePath(const std::string& name) {
@@ -557,7 +522,7 @@ TEST(NetlinkParser, ErrorMessageReportsTheErrno) {
   EXPECT_EQ(status->records, 1U);
   ASSERT_EQ(sink.records.size(), 1U);
   EXPECT_EQ(sink.records[0].local_port, 22);
-  EXPECT_EQ(KernelErrorText(EPERM), "Operation not permitted (EPERM)");
+  EXPECT_EQ(ErrnoText(EPERM), "Operation not permitted (EPERM)");
 }
 
 TEST(NetlinkParser, DoneWithAnErrorReportsIt) {
@@ -566,7 +531,7 @@ TEST(NetlinkParser, DoneWithAnErrorReportsIt) {
   ASSERT_TRUE(status.has_value());
   EXPECT_TRUE(status->done);
   EXPECT_EQ(status->kernel_errno, ENOBUFS);
-  EXPECT_NE(KernelErrorText(status->kernel_errno).find("ENOBUFS"), std::string::npos);
+  EXPECT_NE(ErrnoText(status->kernel_errno).find("ENOBUFS"), std::string::npos);
 }
 
 TEST(NetlinkParser, EndsDumpOnDoneErrorAndOverrunOnly) {
@@ -806,392 +771,6 @@ TEST(SocketRecordNames, IpAddressMethods) {
   EXPECT_EQ(Parse("2001:db8:0:0:1:0:0:1").ToString(), "2001:db8::1:0:0:1");
   EXPECT_EQ(Parse("::ffff:10.0.0.1").ToString(), "::ffff:10.0.0.1");
   EXPECT_EQ(IpAddress{}.ToString(), "0.0.0.0");
-}
-
-// ---------------------------------------------------------------------------
-// Live: the real sources against a population made here, on loopback, in the
-// test's own network namespace. Other sockets of the namespace may come and
-// go, so only sockets on ports this test bound are counted.
-
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
-  Fd& operator=(Fd&& other) noexcept {
-    std::swap(fd_, other.fd_);
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_;
-};
-
-socklen_t LoopbackAddress(int family, std::uint16_t port, sockaddr_storage& storage) {
-  storage = {};
-  if (family == AF_INET) {
-    sockaddr_in in{};
-    in.sin_family = AF_INET;
-    in.sin_port = htons(port);
-    in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    std::memcpy(&storage, &in, sizeof(in));
-    return sizeof(in);
-  }
-  sockaddr_in6 in6{};
-  in6.sin6_family = AF_INET6;
-  in6.sin6_port = htons(port);
-  in6.sin6_addr = in6addr_loopback;
-  std::memcpy(&storage, &in6, sizeof(in6));
-  return sizeof(in6);
-}
-
-std::uint16_t LocalPort(int fd) {
-  sockaddr_storage storage{};
-  socklen_t length = sizeof(storage);
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &length) != 0) return 0;
-  if (storage.ss_family == AF_INET) {
-    sockaddr_in in{};
-    std::memcpy(&in, &storage, sizeof(in));
-    return ntohs(in.sin_port);
-  }
-  sockaddr_in6 in6{};
-  std::memcpy(&in6, &storage, sizeof(in6));
-  return ntohs(in6.sin6_port);
-}
-
-// A bound loopback socket on an ephemeral port, or -1.
-Fd BoundSocket(int family, int type) {
-  Fd fd(::socket(family, type | SOCK_CLOEXEC, 0));
-  if (fd.get() < 0) return fd;
-  sockaddr_storage address;
-  const socklen_t length = LoopbackAddress(family, 0, address);
-  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0) return Fd();
-  return fd;
-}
-
-Fd ConnectedSocket(int family, int type, std::uint16_t port) {
-  Fd fd(::socket(family, type | SOCK_CLOEXEC, 0));
-  sockaddr_storage address;
-  const socklen_t length = LoopbackAddress(family, port, address);
-  if (fd.get() < 0 ||
-      ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0) {
-    return Fd();
-  }
-  return fd;
-}
-
-bool KernelAtLeast(int major, int minor) {
-  utsname names{};
-  if (::uname(&names) != 0) return false;
-  int have_major = 0;
-  int have_minor = 0;
-  if (std::sscanf(names.release, "%d.%d", &have_major, &have_minor) != 2) return false;
-  return have_major > major || (have_major == major && have_minor >= minor);
-}
-
-struct LivePopulation {
-  std::vector<Fd> fds;
-  std::set<std::uint16_t> tcp_ports;  // every local port of the population
-  std::set<std::uint16_t> udp_ports;
-  Counts expected;  // as /proc/net shows it: without bound_inactive
-  int bound_inactive = 0;
-  std::string error;
-
-  // Per family: a listener with 3 clients, 2 accepted and 1 left in the
-  // queue; for IPv4 also one TIME_WAIT; a bound-only TCP socket; a UDP
-  // socket and a client connected to it.
-  bool Add(int family) {
-    const Family fam = family == AF_INET ? Family::kIpv4 : Family::kIpv6;
-    Fd listener = BoundSocket(family, SOCK_STREAM);
-    if (listener.get() < 0 || ::listen(listener.get(), 16) != 0) return Failed("listener");
-    const std::uint16_t port = LocalPort(listener.get());
-    tcp_ports.insert(port);
-    if (family == AF_INET) {
-      // Before the queued client below, so that accept() returns this one.
-      Fd client = ConnectedSocket(family, SOCK_STREAM, port);
-      Fd accepted(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
-      if (client.get() < 0 || accepted.get() < 0) return Failed("time_wait pair");
-      tcp_ports.insert(LocalPort(client.get()));
-      client.reset();  // the side that closes first ends in TIME_WAIT
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      accepted.reset();
-      expected[Label(Protocol::kTcp, fam, kTcpTimeWait)] += 1;
-    }
-    for (int i = 0; i < 3; ++i) {
-      Fd client = ConnectedSocket(family, SOCK_STREAM, port);
-      if (client.get() < 0) return Failed("connect");
-      tcp_ports.insert(LocalPort(client.get()));
-      fds.push_back(std::move(client));
-      if (i < 2) {  // the third stays in the accept queue
-        Fd accepted(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
-        if (accepted.get() < 0) return Failed("accept");
-        fds.push_back(std::move(accepted));
-      }
-    }
-    expected[Label(Protocol::kTcp, fam, kTcpListen)] += 1;
-    expected[Label(Protocol::kTcp, fam, kTcpEstablished)] += 6;
-    fds.push_back(std::move(listener));
-
-    Fd bound = BoundSocket(family, SOCK_STREAM);
-    if (bound.get() < 0) return Failed("bound-only socket");
-    tcp_ports.insert(LocalPort(bound.get()));
-    fds.push_back(std::move(bound));
-    ++bound_inactive;
-
-    Fd server = BoundSocket(family, SOCK_DGRAM);
-    if (server.get() < 0) return Failed("udp socket");
-    const std::uint16_t udp_port = LocalPort(server.get());
-    udp_ports.insert(udp_port);
-    Fd client = ConnectedSocket(family, SOCK_DGRAM, udp_port);
-    if (client.get() < 0) return Failed("udp connect");
-    udp_ports.insert(LocalPort(client.get()));
-    fds.push_back(std::move(server));
-    fds.push_back(std::move(client));
-    expected[Label(Protocol::kUdp, fam, kTcpClose)] += 1;
-    expected[Label(Protocol::kUdp, fam, kTcpEstablished)] += 1;
-    return true;
-  }
-
-  bool Failed(const char* what) {
-    error = std::string(what) + ": " + std::strerror(errno);
-    return false;
-  }
-
-  bool Mine(const SocketRecord& r) const {
-    const auto& ports = r.protocol == Protocol::kTcp ? tcp_ports : udp_ports;
-    const IpAddress local = r.local.Normalized();
-    const bool loopback = (local.family == Family::kIpv4 && local.bytes[0] == 127) ||
-                          (local.family == Family::kIpv6 && local == Parse("::1"));
-    // Both ends on ports this test holds: a socket left over from an earlier
-    // run that merely talks to a reused port number does not qualify.
-    return loopback && ports.count(r.local_port) != 0 &&
-           (r.remote_port == 0 || ports.count(r.remote_port) != 0);
-  }
-};
-
-class CountingSink : public SocketSink {
- public:
-  explicit CountingSink(const LivePopulation& population) : population_(population) {}
-  void OnSocket(const SocketRecord& record) override {
-    all.push_back(record);
-    if (population_.Mine(record)) ++mine[Label(record)];
-  }
-  std::vector<SocketRecord> all;
-  Counts mine;
-
- private:
-  const LivePopulation& population_;
-};
-
-bool Ipv6LoopbackUsable() { return BoundSocket(AF_INET6, SOCK_STREAM).get() >= 0; }
-
-TEST(LiveSources, NetlinkAndProcfsAgreeOnALoopbackPopulation) {
-  {
-    Fd probe(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
-    if (probe.get() < 0) {
-      GTEST_SKIP() << "netlink sock_diag unavailable here: " << std::strerror(errno);
-    }
-  }
-  LivePopulation population;
-  ASSERT_TRUE(population.Add(AF_INET)) << population.error;
-  const bool ipv6 = Ipv6LoopbackUsable();
-  if (ipv6) {
-    ASSERT_TRUE(population.Add(AF_INET6)) << population.error;
-  }
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let FIN/ACKs settle
-
-  Counts expected_netlink = population.expected;
-  if (KernelAtLeast(6, 8)) {
-    expected_netlink[Label(Protocol::kTcp, Family::kIpv4, kTcpBoundInactive)] = 1;
-    if (ipv6) expected_netlink[Label(Protocol::kTcp, Family::kIpv6, kTcpBoundInactive)] = 1;
-  }
-
-  NetlinkSource netlink;
-  CountingSink from_netlink(population);
-  auto netlink_stats = netlink.Stream(from_netlink);
-  if (!netlink_stats && netlink.LastFailureMeansUnavailable()) {
-    GTEST_SKIP() << "netlink sock_diag unavailable: " << netlink_stats.error().message;
-  }
-  ASSERT_TRUE(netlink_stats.has_value()) << netlink_stats.error().message;
-  EXPECT_EQ(netlink_stats->records, from_netlink.all.size());
-  EXPECT_EQ(from_netlink.mine, expected_netlink);
-  EXPECT_EQ(OrderingViolation(from_netlink.all), std::nullopt);
-  EXPECT_TRUE(netlink.LastTcpDumpWasLegacy()) << "kernel refused TCPDIAG_GETSOCK; fallback used";
-
-  NetlinkSourceOptions per_family_options;
-  per_family_options.legacy_tcp_dump = false;
-  NetlinkSource per_family(per_family_options);
-  CountingSink from_per_family(population);
-  auto per_family_stats = per_family.Stream(from_per_family);
-  ASSERT_TRUE(per_family_stats.has_value()) << per_family_stats.error().message;
-  EXPECT_FALSE(per_family.LastTcpDumpWasLegacy());
-  EXPECT_EQ(from_per_family.mine, expected_netlink);
-  EXPECT_EQ(OrderingViolation(from_per_family.all), std::nullopt);
-
-  ProcNetSource procfs;
-  CountingSink from_procfs(population);
-  auto procfs_stats = procfs.Stream(from_procfs);
-  ASSERT_TRUE(procfs_stats.has_value()) << procfs_stats.error().message;
-  EXPECT_EQ(procfs_stats->records, from_procfs.all.size());
-  EXPECT_EQ(from_procfs.mine, population.expected);
-  EXPECT_EQ(OrderingViolation(from_procfs.all), std::nullopt);
-
-  auto automatic = MakeSocketSource(SourceKind::kAuto, "/proc");
-  CountingSink from_auto(population);
-  ASSERT_TRUE(automatic->Stream(from_auto).has_value());
-  EXPECT_EQ(automatic->Name(), "netlink");
-  EXPECT_EQ(from_auto.mine, expected_netlink);
-
-  // The split walk: listeners here, the rest on the background thread;
-  // started by Stream() itself, then by Prefetch() as the exporter does.
-  auto background = MakeSocketSource(SourceKind::kAuto, "/proc", {.background_walk = true});
-  for (const bool prefetch : {false, true, true}) {
-    CountingSink from_background(population);
-    if (prefetch) background->Prefetch();
-    auto background_stats = background->Stream(from_background);
-    ASSERT_TRUE(background_stats.has_value()) << background_stats.error().message;
-    EXPECT_EQ(background->Name(), "netlink");
-    EXPECT_EQ(background_stats->records, from_background.all.size());
-    EXPECT_EQ(from_background.mine, expected_netlink) << "prefetch " << prefetch;
-    EXPECT_EQ(OrderingViolation(from_background.all), std::nullopt);
-  }
-}
-
-// Connections closed client-first leave the client in TIME_WAIT, which
-// holds no file: enough of them give a TCP walk of several datagrams.
-struct TimeWaitPopulation {
-  std::uint16_t listen_port = 0;
-  int made = 0;
-  std::string error;
-
-  explicit TimeWaitPopulation(int connections) {
-    Fd listener = BoundSocket(AF_INET, SOCK_STREAM);
-    if (listener.get() < 0 || ::listen(listener.get(), 64) != 0) {
-      error = std::string("listener: ") + std::strerror(errno);
-      return;
-    }
-    listen_port = LocalPort(listener.get());
-    for (int i = 0; i < connections; ++i) {
-      Fd client = ConnectedSocket(AF_INET, SOCK_STREAM, listen_port);
-      Fd server(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
-      if (client.get() < 0 || server.get() < 0) {
-        error = std::string("connection: ") + std::strerror(errno);
-        return;
-      }
-      client.reset();  // FIN first: the client end waits in TIME_WAIT
-      ++made;
-    }
-  }
-  bool Mine(const SocketRecord& r) const {
-    return r.protocol == Protocol::kTcp && r.state == kTcpTimeWait && r.remote_port == listen_port;
-  }
-};
-
-// Counts the population's TIME_WAIT sockets; sleeps now and then so that
-// the parser falls behind the kernel and the background ring fills up.
-class SlowTimeWaitSink : public SocketSink {
- public:
-  SlowTimeWaitSink(const TimeWaitPopulation& population, bool slow)
-      : population_(population), slow_(slow) {}
-  void OnSocket(const SocketRecord& record) override {
-    all.push_back(record);
-    if (population_.Mine(record)) ++mine;
-    if (slow_ && all.size() % 64 == 0) std::this_thread::sleep_for(std::chrono::microseconds(500));
-  }
-  std::vector<SocketRecord> all;
-  int mine = 0;
-
- private:
-  const TimeWaitPopulation& population_;
-  bool slow_;
-};
-
-TEST(LiveSources, BackgroundWalkWithAFullRingAgreesWithOneWalk) {
-  TimeWaitPopulation population(1500);
-  ASSERT_TRUE(population.error.empty()) << population.error;
-
-  NetlinkSource one_walk;
-  SlowTimeWaitSink from_one_walk(population, false);
-  auto one_walk_stats = one_walk.Stream(from_one_walk);
-  if (!one_walk_stats && one_walk.LastFailureMeansUnavailable()) {
-    GTEST_SKIP() << "netlink sock_diag unavailable: " << one_walk_stats.error().message;
-  }
-  ASSERT_TRUE(one_walk_stats.has_value()) << one_walk_stats.error().message;
-  ASSERT_EQ(from_one_walk.mine, population.made);
-
-  // One buffer and a slow parser: the receiving thread has to wait for the
-  // parser between datagrams (1,500 records are several datagrams).
-  NetlinkSourceOptions options;
-  options.background_tcp_dump = true;
-  options.background_buffers = 1;
-  std::size_t tcp_datagrams = 0;
-  options.recorder = [&](Protocol protocol, std::span<const std::uint8_t>) {
-    if (protocol == Protocol::kTcp) ++tcp_datagrams;
-  };
-  NetlinkSource background(options);
-  for (int round = 0; round < 2; ++round) {
-    tcp_datagrams = 0;
-    SlowTimeWaitSink from_background(population, true);
-    background.Prefetch();
-    auto stats = background.Stream(from_background);
-    ASSERT_TRUE(stats.has_value()) << stats.error().message;
-    EXPECT_TRUE(background.LastTcpDumpWasLegacy());
-    EXPECT_EQ(from_background.mine, population.made) << "round " << round;
-    EXPECT_EQ(stats->records, from_background.all.size());
-    EXPECT_EQ(OrderingViolation(from_background.all), std::nullopt);
-    EXPECT_GE(tcp_datagrams, 4U) << "the walk should span several datagrams";
-  }
-
-  // A walk started and abandoned leaves nothing behind for the next one;
-  // a source destroyed with a walk under way ends it.
-  background.Prefetch();
-  background.Abandon();
-  SlowTimeWaitSink after_abandon(population, false);
-  auto stats = background.Stream(after_abandon);
-  ASSERT_TRUE(stats.has_value()) << stats.error().message;
-  EXPECT_EQ(after_abandon.mine, population.made);
-  {
-    NetlinkSource destroyed_mid_walk(options);
-    destroyed_mid_walk.Prefetch();
-  }
-}
-
-TEST(LiveSources, RecorderSeesEveryDatagram) {
-  std::vector<std::vector<std::uint8_t>> tcp_datagrams;
-  std::vector<std::vector<std::uint8_t>> udp_datagrams;
-  NetlinkSourceOptions options;
-  options.recorder = [&](Protocol protocol, std::span<const std::uint8_t> datagram) {
-    (protocol == Protocol::kTcp ? tcp_datagrams : udp_datagrams)
-        .emplace_back(datagram.begin(), datagram.end());
-  };
-  NetlinkSource netlink(options);
-  RecordingSink streamed;
-  auto stats = netlink.Stream(streamed);
-  if (!stats && netlink.LastFailureMeansUnavailable()) {
-    GTEST_SKIP() << "netlink sock_diag unavailable: " << stats.error().message;
-  }
-  ASSERT_TRUE(stats.has_value()) << stats.error().message;
-  // Re-parsing the recorded datagrams gives back exactly what was streamed.
-  RecordingSink replayed;
-  for (const auto& d : tcp_datagrams) ASSERT_TRUE(ParseSockDiagBatch(d, Protocol::kTcp, replayed));
-  for (const auto& d : udp_datagrams) ASSERT_TRUE(ParseSockDiagBatch(d, Protocol::kUdp, replayed));
-  ASSERT_EQ(replayed.records.size(), streamed.records.size());
-  EXPECT_EQ(stats->records, streamed.records.size());
-  for (std::size_t i = 0; i < streamed.records.size(); ++i) {
-    EXPECT_TRUE(SameRecord(replayed.records[i], streamed.records[i])) << i;
-  }
-  // One TCP request and four UDP requests, each ending in its own datagram.
-  EXPECT_GE(tcp_datagrams.size(), 1U);
-  EXPECT_GE(udp_datagrams.size(), 4U);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "collectors/registry.h"
 #include "collectors/sources/netns_discovery.h"
 #include "config/config.h"
 

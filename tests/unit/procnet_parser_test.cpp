@@ -538,7 +538,7 @@ TEST_F(FakeProcfs, ReadRequiredFileNamesAMissingFile) {
   auto missing = ReadRequiredFile((root_ / "nope").string());
   ASSERT_FALSE(missing.has_value());
   EXPECT_EQ(missing.error().message,
-            "cannot read " + (root_ / "nope").string() + ": " + KernelErrorText(ENOENT));
+            "cannot read " + (root_ / "nope").string() + ": " + ErrnoText(ENOENT));
 }
 
 }  // namespace

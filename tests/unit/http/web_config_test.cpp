@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -174,7 +175,7 @@ TEST_F(WebConfigTest, ReportsEveryErrorAtOnceInFileOrder) {
 TEST_F(WebConfigTest, InvalidYamlNamesThePosition) {
   EXPECT_EQ(ErrorsOf("tls_server_config:\n  cert_file: [unclosed\n"),
             "web.yml:3:1: invalid YAML: end of sequence flow not found");
-  EXPECT_EQ(ErrorsOf("a: 1\n---\nb: 2\n"), "web.yml:3:1: expected a single YAML document, found 2");
+  EXPECT_EQ(ErrorsOf("a: 1\n---\nb: 2\n"), "web.yml:2:1: expected a single YAML document, found 2");
   EXPECT_EQ(ErrorsOf("- tls_server_config\n"),
             "web.yml:1:1: expected a mapping with keys tls_server_config, basic_auth_users, "
             "found a list");
@@ -256,6 +257,22 @@ TEST_F(WebConfigTest, DuplicateKeysAreErrors) {
   EXPECT_EQ(ErrorsOf("tls_server_config:\n  cert_file: c.pem\n  key_file: c.pem\n"
                      "  cert_file: c.pem\n"),
             "web.yml:4:3: duplicate key \"cert_file\" in tls_server_config");
+}
+
+// yaml-cpp 0.7's LoadAll loops forever, growing memory, on a stray ',' at
+// the top of a document (jbeder/yaml-cpp#1040). The web config shares the
+// config file's guarded loader (config/yaml_reader.h), so each of these is
+// an error with its position, at once.
+TEST_F(WebConfigTest, YamlCppTrapsAreErrorsNotHangs) {
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(ErrorsOf(","), "web.yml:1:1: invalid YAML: unexpected ','");
+  EXPECT_EQ(ErrorsOf("&anchor ,\n"), "web.yml:1:9: invalid YAML: unexpected ','");
+  EXPECT_EQ(ErrorsOf("basic_auth_users:\n  a: b\n---\n,\n"),
+            "web.yml:4:1: invalid YAML: unexpected ','");
+  EXPECT_EQ(ErrorsOf(std::string(100, '[')),
+            "web.yml:1:65: YAML is nested more than 64 levels deep");
+  // Generous: each takes microseconds; the hang it guards against never ends.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
 }
 
 TEST_F(WebConfigTest, HostileInputFailsCleanly) {
