@@ -76,6 +76,7 @@ CLONE_NEWNET = 0x40000000
 EXPORTER_PORT = 19375
 STACK_FLOOR_PORT = 19376
 NODE_EXPORTER_PORT = 9100
+EXPORTER_OFF_PORT = 19376  # --compare-off
 FILES_PER_PROCESS = 20000
 # Sockets per worker: 2 per connection plus listeners, UDP and a margin for
 # stdio and Python's own descriptors, under FILES_PER_PROCESS.
@@ -559,6 +560,16 @@ def run(args):
             contenders.append(floor)
         for mode in args.extra_modes:
             contenders.append(ReferenceContender(f"ref:{mode}", reference, mode))
+        # --compare-off NAME: the same exporter with one collector off, side
+        # by side, to measure what that collector costs.
+        if args.compare_off:
+            off_proc = cleanup.spawn(
+                [exporter, f"--web.listen-address=127.0.0.1:{EXPORTER_OFF_PORT}",
+                 "--log.level=warn", f"--no-collector.{args.compare_off}"],
+                stdout=subprocess.DEVNULL)
+            wait_http(EXPORTER_OFF_PORT, off_proc, f"socket_exporter without {args.compare_off}")
+            contenders.append(ServerContender("exporter_off", EXPORTER_OFF_PORT, off_proc,
+                                              b"socket_connections", b'protocol="tcp"'))
 
         population = Population(cleanup, args.sizes[-1])
         for size in args.sizes:
@@ -597,6 +608,14 @@ def run(args):
                 if other in samples:
                     row[f"paired_exporter_{other}"] = median(
                         [e["ms"] / o["ms"] for e, o in zip(samples["exporter"], samples[other])])
+            if "exporter_off" in samples:
+                pairs = list(zip(samples["exporter"], samples["exporter_off"]))
+                row["paired_on_off_ms"] = median([e["ms"] / o["ms"] for e, o in pairs])
+                row["paired_on_off_cpu"] = median([e["cpu_ms"] / o["cpu_ms"] for e, o in pairs])
+                print(f"  {args.compare_off} on/off, paired per round: wall "
+                      f"{row['paired_on_off_ms']:.3f}x, cpu {row['paired_on_off_cpu']:.3f}x "
+                      f"(rounds: {[round(e['cpu_ms'] / o['cpu_ms'], 3) for e, o in pairs]})",
+                      flush=True)
             if floor:
                 rounds = list(zip(samples["exporter"], samples["reference"],
                                   samples["stack_floor"]))
@@ -779,6 +798,9 @@ def main():
                    help="more reference_dump modes to time, e.g. v2,v2-parallel,states-parallel,"
                         "split-parallel")
     p.add_argument("--no-node-exporter", action="store_true")
+    p.add_argument("--compare-off", metavar="COLLECTOR",
+                   help="also run the exporter with --no-collector.COLLECTOR, alternating with "
+                        "the default one, and report the paired on/off ratios")
     p.add_argument("--no-nice", action="store_true",
                    help="keep the normal priority (default: nice -20 for everything the run starts)")
     p.add_argument("--json", help="also write the results to this file")

@@ -3,60 +3,17 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <bit>
-#include <charconv>
 #include <cstring>
 
 #include "collectors/summary.h"
-#include "common/ports.h"
-#include "common/read_file.h"
 #include "config/yaml_reader.h"
 
 namespace socket_exporter {
 namespace {
 
-// ParsePort, its error prefixed with the sysctl it came from.
-Result<std::uint16_t> ParseSysctlPort(std::string_view text, std::string_view sysctl) {
-  auto port = ParsePort(text);
-  if (!port) return Fail(fmt::format("{}: {}", sysctl, port.error().message));
-  return port;
-}
-
 std::string FormatThreshold(double threshold) { return fmt::format("{}", threshold); }
 
 }  // namespace
-
-Result<PortInterval> ParseLocalPortRange(std::string_view text) {
-  text = TrimBlanks(text);
-  const auto space = text.find_first_of(" \t");
-  if (space == std::string_view::npos) {
-    return Fail(fmt::format("ip_local_port_range: expected two ports, got \"{}\"", text));
-  }
-  constexpr std::string_view kSysctl = "ip_local_port_range";
-  TRY_ASSIGN(const std::uint16_t first,
-             ParseSysctlPort(TrimBlanks(text.substr(0, space)), kSysctl));
-  TRY_ASSIGN(const std::uint16_t last, ParseSysctlPort(TrimBlanks(text.substr(space)), kSysctl));
-  if (first > last) {
-    return Fail(fmt::format("ip_local_port_range: first port {} above last port {}", first, last));
-  }
-  return PortInterval{first, last};
-}
-
-// The kernel writes the list as "40000-40001,50000".
-Result<std::vector<PortInterval>> ParseReservedPorts(std::string_view text) {
-  std::vector<PortInterval> out;
-  text = TrimBlanks(text);
-  while (!text.empty()) {
-    const auto comma = text.find(',');
-    const std::string_view item = TrimBlanks(text.substr(0, comma));
-    text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
-    if (item.empty()) return Fail("ip_local_reserved_ports: empty element in list");
-    auto interval = ParsePortInterval(item);
-    if (!interval) return Fail("ip_local_reserved_ports: " + interval.error().message);
-    out.push_back(*interval);
-  }
-  return out;
-}
 
 std::shared_ptr<const SectionSettings> ParseEphemeralSettings(yaml::FieldReader& reader,
                                                               const yaml::Field* section) {
@@ -109,26 +66,8 @@ std::size_t EphemeralCollector::DestinationHash::operator()(const Destination& d
 Result<void> EphemeralCollector::Begin(const ScrapeContext& context) {
   config_ = context.config;
   settings_ = &config_->Section<EphemeralSettings>(kEphemeralCollectorName);
-  const std::string base = context.procfs_root + "/sys/net/ipv4/";
-  TRY_ASSIGN(auto range_text, ReadRequiredFile(base + "ip_local_port_range"));
-  TRY_ASSIGN(range_, ParseLocalPortRange(range_text));
-  // Older kernels or restricted procfs may lack the reserved list: none reserved.
-  std::vector<PortInterval> reserved;
-  if (auto reserved_text = ReadRequiredFile(base + "ip_local_reserved_ports")) {
-    TRY_ASSIGN(reserved, ParseReservedPorts(*reserved_text));
-  }
-
-  usable_.Clear();
-  // PortSet::Assign sets whole words at a time: a port-by-port loop over a
-  // wide range was a visible share of a small scrape (BENCHMARKS.md).
-  usable_.Assign(range_, true);
-  const std::uint32_t range_size = usable_.Count();
-  for (const PortInterval& interval : reserved) usable_.Assign(interval, false);
-  usable_count_ = usable_.Count();
-  reserved_in_range_ = range_size - usable_count_;
+  TRY(ports_.Load(context.procfs_root));
   for (PerProtocol& p : protocols_) {
-    p.bind_locked.Clear();
-    p.used.Clear();
     p.destinations.clear();
     p.untracked_sockets = 0;
   }
@@ -136,17 +75,8 @@ Result<void> EphemeralCollector::Begin(const ScrapeContext& context) {
 }
 
 void EphemeralCollector::Observe(const SocketRecord& record, const Classification& cls) {
-  const std::uint16_t port = record.local_port;
-  if (!usable_.Contains(port)) return;
+  if (ports_.Observe(record, cls) != EphemeralUse::kHeld) return;
   PerProtocol& p = protocols_[static_cast<std::size_t>(record.protocol)];
-  p.used.Insert(port);
-  if (cls.is_listener || HasNoPeer(record)) {
-    // A listener, or a socket bound to the port without a peer: connect()
-    // will not pick this port for anyone.
-    p.bind_locked.Insert(port);
-    return;
-  }
-  if (p.bind_locked.Contains(port)) return;  // e.g. accepted on a listener inside R
   Destination d{record.local.Normalized(), record.remote.Normalized(), record.remote_port};
   auto it = p.destinations.find(d);
   if (it == p.destinations.end()) {
@@ -165,17 +95,17 @@ Result<void> EphemeralCollector::Finish(std::vector<prometheus::MetricFamily>& o
   AddGauge(AddFamily(out, "socket_ephemeral_range_ports",
                      "Usable ephemeral ports: ip_local_port_range minus ip_local_reserved_ports.",
                      MetricType::Gauge),
-           {}, usable_count_);
+           {}, ports_.usable_count());
   AddGauge(AddFamily(out, "socket_ephemeral_range_start_port",
                      "First port of net.ipv4.ip_local_port_range.", MetricType::Gauge),
-           {}, range_.first);
+           {}, ports_.range().first);
   AddGauge(AddFamily(out, "socket_ephemeral_range_end_port",
                      "Last port of net.ipv4.ip_local_port_range.", MetricType::Gauge),
-           {}, range_.last);
+           {}, ports_.range().last);
   AddGauge(AddFamily(out, "socket_ephemeral_reserved_ports",
                      "Ports of ip_local_port_range excluded by ip_local_reserved_ports.",
                      MetricType::Gauge),
-           {}, reserved_in_range_);
+           {}, ports_.reserved_in_range());
 
   auto locked = AddFamily(out, "socket_ephemeral_bind_locked_ports",
                           "Usable ephemeral ports held by a listener or a bound, unconnected "
@@ -216,8 +146,8 @@ Result<void> EphemeralCollector::Finish(std::vector<prometheus::MetricFamily>& o
   for (Protocol protocol : {Protocol::kTcp, Protocol::kUdp}) {
     PerProtocol& p = protocols_[static_cast<std::size_t>(protocol)];
     const std::string proto(ProtocolName(protocol));
-    const std::uint32_t locked_count = p.bind_locked.CountCommon(usable_);
-    const std::uint32_t cap = usable_count_ - locked_count;
+    const std::uint32_t locked_count = ports_.BindLockedCount(protocol);
+    const std::uint32_t cap = ports_.usable_count() - locked_count;
     auto ratio = [cap](std::uint32_t n) {
       return cap == 0 ? 1.0 : static_cast<double>(n) / static_cast<double>(cap);
     };
@@ -231,7 +161,7 @@ Result<void> EphemeralCollector::Finish(std::vector<prometheus::MetricFamily>& o
     }
     AddGauge(locked, {{"protocol", proto}}, locked_count);
     AddGauge(capacity, {{"protocol", proto}}, cap);
-    AddGauge(used, {{"protocol", proto}}, p.used.Count());
+    AddGauge(used, {{"protocol", proto}}, ports_.UsedCount(protocol));
     AddGauge(max_ratio, {{"protocol", proto}},
              p.destinations.empty() && cap > 0 ? 0.0 : ratio(max_ports));
     AddGauge(destinations, {{"protocol", proto}}, static_cast<double>(p.destinations.size()));

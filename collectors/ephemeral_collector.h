@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "collectors/collector.h"
+#include "collectors/ephemeral_ports.h"
 
 namespace socket_exporter {
 
@@ -49,11 +50,6 @@ std::shared_ptr<const SectionSettings> ParseEphemeralSettings(yaml::FieldReader&
 void WriteEphemeralTables(const std::vector<prometheus::MetricFamily>& families,
                           const Config& config, std::ostream& out);
 
-// "32768\t60999\n" -> {32768, 60999}.
-Result<PortInterval> ParseLocalPortRange(std::string_view text);
-// "" / "40000-40001,50000\n" -> intervals. Errors name the bad element.
-Result<std::vector<PortInterval>> ParseReservedPorts(std::string_view text);
-
 class EphemeralCollector : public Collector {
  public:
   Result<void> Begin(const ScrapeContext& context) override;
@@ -75,18 +71,13 @@ class EphemeralCollector : public Collector {
     std::uint32_t time_wait = 0;  // of which in TIME_WAIT
   };
   struct PerProtocol {
-    PortSet bind_locked;
-    PortSet used;
     std::unordered_map<Destination, Use, DestinationHash> destinations;
     std::uint64_t untracked_sockets = 0;
   };
 
   std::shared_ptr<const Config> config_;
   const EphemeralSettings* settings_ = nullptr;  // held by config_
-  PortInterval range_{};
-  PortSet usable_;  // R
-  std::uint32_t usable_count_ = 0;
-  std::uint32_t reserved_in_range_ = 0;
+  EphemeralPorts ports_;                         // R, B and the ports in use
   std::array<PerProtocol, 2> protocols_;
 };
 

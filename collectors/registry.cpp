@@ -1,5 +1,6 @@
 #include "collectors/registry.h"
 
+#include "collectors/cgroups_collector.h"
 #include "collectors/connections_collector.h"
 #include "collectors/ephemeral_collector.h"
 #include "collectors/events_collector.h"
@@ -27,6 +28,8 @@ const CollectorInfo kCollectors[] = {
      "connect() outcomes, bind() failures, retransmits and resets counted in the kernel (BPF); "
      "needs CAP_BPF and CAP_PERFMON",
      &Make<EventsCollector>, &ParseEventsSettings, nullptr},
+    {kCgroupsCollectorName, true, "sockets and ephemeral ports per cgroup", &Make<CgroupsCollector>,
+     &ParseCgroupsSettings, &WriteCgroupTables},
 };
 
 constexpr ScrapeModeInfo kScrapeModes[] = {kNetnsMode};

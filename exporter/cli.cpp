@@ -156,6 +156,8 @@ std::optional<int> ParseCommandLine(int argc, const char* const* argv, Options& 
     filter("port", options.filter.port, "Only sockets with this local or remote port, N or N-M");
     filter("direction", options.filter.direction, "Only inbound or outbound sockets")
         ->check(CLI::IsMember({"inbound", "outbound"}));
+    filter("cgroup", options.filter.cgroup,
+           "Only sockets whose cgroup (path, or unowned/removed/unresolved) matches this glob");
   }
 
   // --collector.NAME / --no-collector.NAME for every registered collector

@@ -19,6 +19,7 @@ struct ListFilterFlags {
   std::vector<std::string> service;    // service_name values of the config
   std::vector<std::string> port;       // N or N-M, local or remote
   std::vector<std::string> direction;  // inbound, outbound
+  std::vector<std::string> cgroup;     // fnmatch globs on the cgroup column
 };
 
 struct Options {

@@ -1,6 +1,7 @@
 #include "exporter/socket_view.h"
 
 #include <arpa/inet.h>
+#include <fnmatch.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
@@ -14,7 +15,9 @@
 #include <tuple>
 #include <utility>
 
+#include "collectors/cgroups_collector.h"
 #include "collectors/registry.h"
+#include "collectors/sources/cgroup_resolver.h"
 #include "collectors/sources/socket_sources.h"
 #include "collectors/summary.h"
 #include "exporter/scraper.h"
@@ -102,6 +105,14 @@ bool SocketFilter::OnlyIpv4() const {
          std::all_of(families.begin(), families.end(), [](Family f) { return f == Family::kIpv4; });
 }
 
+bool SocketFilter::MatchesCgroup(std::string_view cgroup) const {
+  if (cgroups.empty()) return true;
+  const std::string name(cgroup);
+  return std::any_of(cgroups.begin(), cgroups.end(), [&](const std::string& pattern) {
+    return ::fnmatch(pattern.c_str(), name.c_str(), 0) == 0;
+  });
+}
+
 bool SocketFilter::Matches(const SocketRecord& record, const Classification& cls) const {
   if (!protocols.empty() && !Contains(protocols, record.protocol)) return false;
   if (!families.empty() && !Contains(families, record.family)) return false;
@@ -174,6 +185,10 @@ Result<SocketFilter> ParseSocketFilter(const ListFilterFlags& flags, const Confi
       return Fail(fmt::format("--filter.direction: \"{}\" is not inbound or outbound", value));
     }
   }
+  for (const std::string& value : flags.cgroup) {
+    if (value.empty()) return Fail("--filter.cgroup: empty pattern");
+    filter.cgroups.push_back(value);
+  }
   return filter;
 }
 
@@ -190,41 +205,60 @@ SocketListWriter::SocketListWriter(std::shared_ptr<const Config> config, SocketF
   for (const ServiceConfig& service : config_->services) {
     service_width_ = std::max(service_width_, service.name.size());
   }
+  for (const PortRangeConfig& range : config_->port_ranges) {
+    range_width_ = std::max(range_width_, range.name.size());
+  }
+  CgroupResolver::UseHierarchy(config_->Section<CgroupsSettings>(kCgroupsCollectorName)
+                                   .hierarchy);  // as the cgroups collector does
 }
 
 void SocketListWriter::WriteHeader() {
   if (format_ != ViewFormat::kText) return;
-  fmt::format_to(std::back_inserter(buffer_), "{:<{}} {:<{}} {:<{}} {:<{}} {:<{}} {:<{}} {}\n",
-                 "Proto", kProtoWidth, "Local Address:Port", address_width_, "Remote Address:Port",
-                 address_width_, "State", kStateWidth, "Direction", kDirectionWidth, "Service",
-                 service_width_, "Port Range");
+  fmt::format_to(std::back_inserter(buffer_),
+                 "{:<{}} {:<{}} {:<{}} {:<{}} {:<{}} {:<{}} {:<{}} {}\n", "Proto", kProtoWidth,
+                 "Local Address:Port", address_width_, "Remote Address:Port", address_width_,
+                 "State", kStateWidth, "Direction", kDirectionWidth, "Service", service_width_,
+                 "Port Range", range_width_, "Cgroup");
+}
+
+std::string_view SocketListWriter::Cgroup(std::uint64_t id) {
+  if (!cgroup_valid_ || id != cgroup_id_) {
+    cgroup_id_ = id;
+    cgroup_name_ = CgroupName(id, cgroup_storage_);
+    cgroup_valid_ = true;
+  }
+  return cgroup_name_;
 }
 
 void SocketListWriter::OnSocket(const SocketRecord& record) {
   const Classification cls = classifier_.Classify(record);
   if (!filter_.Matches(record, cls)) return;
+  const std::string_view cgroup = Cgroup(record.cgroup_id);
+  if (!filter_.MatchesCgroup(cgroup)) return;
   ++listed_;
   if (format_ == ViewFormat::kText) {
-    AppendText(record, cls);
+    AppendText(record, cls, cgroup);
   } else {
-    AppendJson(record, cls);
+    AppendJson(record, cls, cgroup);
   }
   if (buffer_.size() >= kFlushThreshold) Flush();
 }
 
-void SocketListWriter::AppendText(const SocketRecord& record, const Classification& cls) {
+void SocketListWriter::AppendText(const SocketRecord& record, const Classification& cls,
+                                  std::string_view cgroup) {
   std::array<char, 64> local;
   std::array<char, 64> remote;
-  fmt::format_to(std::back_inserter(buffer_), "{:<{}} {:<{}} {:<{}} {:<{}} {:<{}} {:<{}} {}\n",
-                 ProtoColumn(record), kProtoWidth,
-                 FormatEndpoint(record.local, record.local_port, local), address_width_,
-                 FormatEndpoint(record.remote, record.remote_port, remote), address_width_,
-                 StateName(record.protocol, record.state), kStateWidth,
+  fmt::format_to(std::back_inserter(buffer_),
+                 "{:<{}} {:<{}} {:<{}} {:<{}} {:<{}} {:<{}} {:<{}} {}\n", ProtoColumn(record),
+                 kProtoWidth, FormatEndpoint(record.local, record.local_port, local),
+                 address_width_, FormatEndpoint(record.remote, record.remote_port, remote),
+                 address_width_, StateName(record.protocol, record.state), kStateWidth,
                  DirectionName(cls.direction), kDirectionWidth, config_->ServiceName(cls.service),
-                 service_width_, config_->port_ranges[cls.port_range].name);
+                 service_width_, config_->port_ranges[cls.port_range].name, range_width_, cgroup);
 }
 
-void SocketListWriter::AppendJson(const SocketRecord& record, const Classification& cls) {
+void SocketListWriter::AppendJson(const SocketRecord& record, const Classification& cls,
+                                  std::string_view cgroup) {
   AddressText local;
   AddressText remote;
   auto it = std::back_inserter(buffer_);
@@ -241,6 +275,8 @@ void SocketListWriter::AppendJson(const SocketRecord& record, const Classificati
   AppendJsonString(buffer_, config_->ServiceName(cls.service));
   fmt::format_to(it, ",\"port_range\":");
   AppendJsonString(buffer_, config_->port_ranges[cls.port_range].name);
+  fmt::format_to(it, ",\"cgroup\":");
+  AppendJsonString(buffer_, cgroup);
   fmt::format_to(it, "}}\n");
 }
 

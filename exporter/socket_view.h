@@ -52,10 +52,12 @@ struct SocketFilter {
   std::vector<std::uint16_t> services;  // Classification::service indices (0 = "other")
   std::vector<PortSpan> ports;          // local or remote port
   std::vector<Direction> directions;
+  std::vector<std::string> cgroups;  // fnmatch(3) globs on the cgroup name
 
   // Only families == {ipv4} can rule out IPv6 addresses (column widths).
   bool OnlyIpv4() const;
   bool Matches(const SocketRecord& record, const Classification& cls) const;
+  bool MatchesCgroup(std::string_view cgroup) const;
 };
 
 // Validates the --filter.* flags against the fixed label values and the
@@ -71,10 +73,12 @@ Result<SocketFilter> ParseSocketFilter(const ListFilterFlags& flags, const Confi
 // most 47 characters: "[" + 39 + "]:" + 5), so lines align while streaming.
 // Columns: Proto (tcp, tcp6, udp, udp6, netstat style), Local Address:Port,
 // Remote Address:Port (IPv6 in brackets, port 0 as "*"), State, Direction,
-// Service, Port Range.
+// Service, Port Range, Cgroup (the cgroup collector's names: a path relative
+// to the cgroup2 mount, or unowned / removed / unresolved).
 // JSON: one object per line with the fields protocol, family, state,
 // local_address, local_port, remote_address, remote_port, direction,
-// service_port, service_name, port_range (addresses without brackets).
+// service_port, service_name, port_range, cgroup (addresses without
+// brackets).
 class SocketListWriter : public SocketSink {
  public:
   SocketListWriter(std::shared_ptr<const Config> config, SocketFilter filter, ViewFormat format,
@@ -87,8 +91,9 @@ class SocketListWriter : public SocketSink {
   std::uint64_t listed() const { return listed_; }
 
  private:
-  void AppendText(const SocketRecord& record, const Classification& cls);
-  void AppendJson(const SocketRecord& record, const Classification& cls);
+  void AppendText(const SocketRecord& record, const Classification& cls, std::string_view cgroup);
+  void AppendJson(const SocketRecord& record, const Classification& cls, std::string_view cgroup);
+  std::string_view Cgroup(std::uint64_t id);
 
   std::shared_ptr<const Config> config_;
   // Every socket goes through the classifier, printed or not: it learns the
@@ -99,8 +104,14 @@ class SocketListWriter : public SocketSink {
   std::ostream& out_;
   std::size_t address_width_;
   std::size_t service_width_;
+  std::size_t range_width_ = std::string_view("Port Range").size();
   fmt::memory_buffer buffer_;
   std::uint64_t listed_ = 0;
+  // The last cgroup resolved: sockets of one cgroup often come in runs.
+  std::uint64_t cgroup_id_ = 0;
+  std::string cgroup_storage_;
+  std::string_view cgroup_name_;
+  bool cgroup_valid_ = false;
 };
 
 // Streams `source` through a SocketListWriter into out. Returns the number
@@ -112,7 +123,8 @@ Result<std::uint64_t> WriteSocketList(SocketSource& source, std::shared_ptr<cons
 
 // Renders one collection's families (Scraper output) as the --summary
 // tables: sockets by state x service, by service x port range x direction,
-// ephemeral capacity and utilization per protocol, top destinations. Reads
+// ephemeral capacity and utilization per protocol, top destinations, and
+// sockets by cgroup (the cgroups collector's series). Reads
 // only families; metrics it does not know are ignored. Durations and
 // timestamps are not shown, so the output of a fixed input is fixed.
 void WriteSummary(const std::vector<prometheus::MetricFamily>& families, const Config& config,

@@ -49,7 +49,7 @@ struct WireRecord {
   std::uint32_t remote[4];
   std::uint32_t rqueue;
   std::uint32_t wqueue;
-  std::uint64_t reserved;
+  std::uint64_t cgroup_id;
 };
 static_assert(sizeof(WireRecord) == 64);
 
@@ -83,6 +83,7 @@ SocketRecord ToRecord(const WireRecord& wire) {
   record.remote_port = wire.remote_port;
   record.rqueue = wire.rqueue;
   record.wqueue = wire.wqueue;
+  record.cgroup_id = wire.cgroup_id;
   return record;
 }
 

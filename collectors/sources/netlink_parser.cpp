@@ -50,6 +50,29 @@ int ErrnoMagnitude(int error) {
   return error < 0 ? -error : error;
 }
 
+// INET_DIAG_CGROUP_ID from the attributes after an inet_diag_msg; 0 if
+// absent or malformed. The kernel sends it unconditionally for full sockets
+// (inet_diag_msg_attrs_fill, CONFIG_SOCK_CGROUP_DATA), never for TIME_WAIT
+// or request sockets. Attributes are {u16 len, u16 type} + value, 4-aligned.
+std::uint64_t FindCgroupId(std::span<const std::uint8_t> bytes, std::size_t offset,
+                           std::size_t end) {
+  constexpr std::uint16_t kCgroupIdType = 21;  // INET_DIAG_CGROUP_ID (kernel 5.8+ headers)
+  constexpr std::size_t kAttrHeader = 4;
+  while (end - offset >= kAttrHeader) {
+    const auto length = Load<std::uint16_t>(bytes, offset);
+    const auto type = Load<std::uint16_t>(bytes, offset + 2);
+    if (length < kAttrHeader || length > end - offset) return 0;
+    // NLA_F_NESTED / NLA_F_NET_BYTEORDER live in the top bits of the type.
+    if ((type & 0x3FFFU) == kCgroupIdType && length >= kAttrHeader + sizeof(std::uint64_t)) {
+      return Load<std::uint64_t>(bytes, offset + kAttrHeader);
+    }
+    const std::size_t step = NetlinkAlign(length);
+    if (step >= end - offset) return 0;
+    offset += step;
+  }
+  return 0;
+}
+
 }  // namespace
 
 bool EndsDump(std::span<const std::uint8_t> bytes) {
@@ -168,6 +191,8 @@ Result<NetlinkBatchStatus> ParseSockDiagBatch(std::span<const std::uint8_t> byte
         record.wqueue = msg.idiag_wqueue;
         record.uid = msg.idiag_uid;
         record.inode = msg.idiag_inode;
+        record.cgroup_id = FindCgroupId(bytes, payload_offset + sizeof(inet_diag_msg),
+                                        payload_offset + payload_length);
         sink.OnSocket(record);
         ++status.records;
         break;

@@ -16,45 +16,14 @@
 #include <map>
 #include <memory>
 
+#include "collectors/sources/cgroup_path.h"
 #include "common/read_file.h"
 
 namespace socket_exporter {
 namespace {
 
-constexpr std::size_t kContainerIdLength = 64;
 constexpr std::string_view kHostLabel = "host";
 constexpr std::string_view kInodePrefix = "ino:";
-
-bool IsLowerHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
-
-// The last run of exactly 64 hex digits in text, "" if none.
-std::string_view LastContainerId(std::string_view text) {
-  std::size_t end = text.size();
-  while (end > 0) {
-    if (!IsLowerHex(text[end - 1])) {
-      --end;
-      continue;
-    }
-    std::size_t begin = end;
-    while (begin > 0 && IsLowerHex(text[begin - 1])) --begin;
-    if (end - begin == kContainerIdLength) return text.substr(begin, kContainerIdLength);
-    end = begin;
-  }
-  return {};
-}
-
-// The id in the deepest component of a cgroup path that has one.
-std::string_view ContainerIdFromPath(std::string_view path) {
-  while (!path.empty()) {
-    const std::size_t slash = path.rfind('/');
-    const std::string_view component =
-        slash == std::string_view::npos ? path : path.substr(slash + 1);
-    if (auto id = LastContainerId(component); !id.empty()) return id;
-    if (slash == std::string_view::npos) break;
-    path = path.substr(0, slash);
-  }
-  return {};
-}
 
 struct DirCloser {
   void operator()(DIR* dir) const { ::closedir(dir); }
@@ -143,7 +112,7 @@ std::string ContainerIdFromCgroup(std::string_view cgroup_text) {
     const std::string_view hierarchy = line.substr(0, first_colon);
     const std::string_view controllers =
         line.substr(first_colon + 1, second_colon - first_colon - 1);
-    const std::string_view id = ContainerIdFromPath(line.substr(second_colon + 1));
+    const std::string_view id = ContainerIdFromCgroupPath(line.substr(second_colon + 1));
     if (id.empty()) continue;
     if (hierarchy == "0" && controllers.empty()) return std::string(id);  // cgroup v2
     if (first_found.empty()) first_found = id;

@@ -60,6 +60,10 @@ struct SocketRecord {
   std::uint32_t wqueue = 0;
   std::uint32_t uid = 0;
   std::uint64_t inode = 0;
+  // cgroup v2 ID (inode of the cgroup's directory) of the socket's owner, as
+  // sock_diag's INET_DIAG_CGROUP_ID or the BPF walk report it; 0 = none
+  // (TIME_WAIT and request sockets, the /proc/net source, old kernels).
+  std::uint64_t cgroup_id = 0;
 };
 
 // Receives records as a source streams them. Implementations must not keep

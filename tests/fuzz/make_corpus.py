@@ -69,6 +69,11 @@ write(netlink, "hand_done_int_min", b"\0" + nlmsg(3, struct.pack("=i", -2**31)))
 write(netlink, "hand_noop_intr_close", b"\0" + nlmsg(1, b"") +
       nlmsg(18, diag_msg(2, 7, 7000, 0, bytes([127, 0, 0, 1]), bytes(4)), flags=0x12) +
       nlmsg(18, v6))
+# INET_DIAG_CGROUP_ID (21) after INET_DIAG_SHUTDOWN; then one whose length
+# runs past the message, and a zero-length attribute before it.
+cg = struct.pack("=HHB3x", 5, 8, 0) + struct.pack("=HHQ", 12, 21, 0x1234)
+write(netlink, "hand_cgroup_attrs", b"\0" + nlmsg(20, v4 + cg) +
+      nlmsg(20, v4 + struct.pack("=HHI", 40, 21, 7)) + nlmsg(20, v6 + struct.pack("=HH", 0, 0) + cg))
 write(netlink, "hand_udp_unpadded", b"\1" + nlmsg(20, v4) + nlmsg(20, v6 + b"\1\2\3")[:-1])
 
 procnet = reset("procnet_parser")

@@ -347,7 +347,7 @@ TEST(ConfigErrorTest, UnknownKeyWithoutSuggestion) {
   EXPECT_EQ(ErrorsOf("limits: 10\nweb: {}\n"),
             "test.yaml:1:9: limits: expected a map, got '10'\n"
             "test.yaml:2:1: unknown key 'web'; expected one of: port_ranges, services, "
-            "collectors, ephemeral, listeners, events, netns, limits");
+            "collectors, ephemeral, listeners, events, cgroups, netns, limits");
   EXPECT_EQ(ErrorsOf("limits:\n  series: 10\n"),
             "test.yaml:2:3: limits: unknown key 'series'; expected one of: max_series");
 }
@@ -437,9 +437,9 @@ TEST(ConfigErrorTest, UnknownCollector) {
   EXPECT_EQ(ErrorsOf("collectors:\n  conections: true\n  sockets: true\n"),
             "test.yaml:2:3: collectors: unknown collector 'conections', did you mean "
             "'connections'? (known collectors: connections, ephemeral, listeners, events, "
-            "netns)\n"
+            "cgroups, netns)\n"
             "test.yaml:3:3: collectors: unknown collector 'sockets' (known collectors: "
-            "connections, ephemeral, listeners, events, netns)");
+            "connections, ephemeral, listeners, events, cgroups, netns)");
 }
 
 TEST(ConfigErrorTest, PortRangeOverlap) {
@@ -639,7 +639,7 @@ TEST(ConfigReportTest, ErrorCountIsCapped) {
   ASSERT_EQ(lines.size(), 101u);
   EXPECT_EQ(lines[0],
             "test.yaml:2:3: collectors: unknown collector 'c0' (known collectors: connections, "
-            "ephemeral, listeners, events, netns)");
+            "ephemeral, listeners, events, cgroups, netns)");
   EXPECT_EQ(lines[100], "test.yaml:102:3: too many errors; 900 more not shown");
   ExpectWellFormedReport(report, kSource);
 }

@@ -150,6 +150,32 @@ TEST(NetlinkParserFixture, UdpDumpsHaveTheExactPopulation) {
   EXPECT_EQ(CountOf(parsed.records), kFixtureUdpCounts);
 }
 
+TEST(NetlinkParserFixture, CgroupIdOnEveryFullSocketOnly) {
+  // The recorder ran in one cgroup: every full socket carries that cgroup's
+  // ID (INET_DIAG_CGROUP_ID, sent without being asked for); TIME_WAIT
+  // entries are not full sockets and carry none.
+  std::uint64_t id = 0;
+  std::size_t full = 0;
+  std::size_t time_wait = 0;
+  for (const auto& [name, protocol] : {std::pair{"netlink_tcp.bin", Protocol::kTcp},
+                                       std::pair{"netlink_tcp_v2.bin", Protocol::kTcp},
+                                       std::pair{"netlink_udp.bin", Protocol::kUdp}}) {
+    for (const SocketRecord& r : ParseFixture(name, protocol).records) {
+      if (protocol == Protocol::kTcp && r.state == kTcpTimeWait) {
+        EXPECT_EQ(r.cgroup_id, 0U) << name << " port " << r.local_port;
+        ++time_wait;
+        continue;
+      }
+      EXPECT_NE(r.cgroup_id, 0U) << name << " " << Label(r) << " port " << r.local_port;
+      if (id == 0) id = r.cgroup_id;
+      EXPECT_EQ(r.cgroup_id, id) << name << " port " << r.local_port;
+      ++full;
+    }
+  }
+  EXPECT_GT(full, 50U);
+  EXPECT_EQ(time_wait, 8U);  // 4 in each TCP fixture
+}
+
 TEST(NetlinkParserFixture, SpecificTcpRecords) {
   const auto records = ParseFixture("netlink_tcp.bin", Protocol::kTcp).records;
 
@@ -549,6 +575,56 @@ TEST(NetlinkParser, DumpInterruptedFlagIsReported) {
   ASSERT_TRUE(status.has_value());
   EXPECT_TRUE(status->dump_interrupted);
   EXPECT_EQ(status->records, 1U);
+}
+
+TEST(NetlinkParser, CgroupIdAttributeIsRead) {
+  // inet_diag_msg, then attributes as the kernel orders them: a 5-byte
+  // INET_DIAG_SHUTDOWN (padded to 8), INET_DIAG_CGROUP_ID (type 21, u64).
+  std::vector<std::uint8_t> payload(sizeof(inet_diag_msg) + 8 + 12, 0);
+  const inet_diag_msg msg = Ipv4Diag(kTcpEstablished, "10.0.0.1", 40000, "10.0.0.2", 80);
+  std::memcpy(payload.data(), &msg, sizeof(msg));
+  std::size_t at = sizeof(msg);
+  payload[at] = 5;
+  payload[at + 2] = 8;
+  at += 8;
+  payload[at] = 12;
+  payload[at + 2] = 21;
+  const std::uint64_t id = 0x1234567890ULL;
+  std::memcpy(payload.data() + at + 4, &id, sizeof(id));
+  RecordingSink sink;
+  auto status = ParseSockDiagBatch(Message(SOCK_DIAG_BY_FAMILY, payload.data(), payload.size()),
+                                   Protocol::kTcp, sink);
+  ASSERT_TRUE(status.has_value()) << status.error().message;
+  ASSERT_EQ(sink.records.size(), 1U);
+  EXPECT_EQ(sink.records[0].cgroup_id, id);
+}
+
+TEST(NetlinkParser, MalformedAttributesLeaveNoCgroupButParse) {
+  const inet_diag_msg msg = Ipv4Diag(kTcpEstablished, "10.0.0.1", 40000, "10.0.0.2", 80);
+  const std::uint64_t id = 77;
+  // {attribute bytes after the message}: a cgroup attribute too short for a
+  // u64; one whose length runs past the message; a zero-length attribute
+  // before a valid one (the walk stops there).
+  std::vector<std::vector<std::uint8_t>> cases;
+  cases.push_back({8, 0, 21, 0, 1, 2, 3, 4});
+  cases.push_back({40, 0, 21, 0, 1, 2, 3, 4, 5, 6, 7, 8});
+  {
+    std::vector<std::uint8_t> attrs = {0, 0, 8, 0, 12, 0, 21, 0};
+    attrs.resize(attrs.size() + 8);
+    std::memcpy(attrs.data() + 8, &id, sizeof(id));
+    cases.push_back(attrs);
+  }
+  for (const auto& attrs : cases) {
+    std::vector<std::uint8_t> payload(sizeof(msg));
+    std::memcpy(payload.data(), &msg, sizeof(msg));
+    payload.insert(payload.end(), attrs.begin(), attrs.end());
+    RecordingSink sink;
+    auto status = ParseSockDiagBatch(Message(SOCK_DIAG_BY_FAMILY, payload.data(), payload.size()),
+                                     Protocol::kTcp, sink);
+    ASSERT_TRUE(status.has_value()) << status.error().message;
+    ASSERT_EQ(sink.records.size(), 1U);
+    EXPECT_EQ(sink.records[0].cgroup_id, 0U);
+  }
 }
 
 TEST(NetlinkParser, TrailingAttributesAreSkipped) {

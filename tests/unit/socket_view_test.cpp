@@ -102,8 +102,8 @@ ScrapeOutcome Collect(std::shared_ptr<const Config> config,
   return scraper.CollectNow();
 }
 
-std::string Summary(std::map<std::string, bool> enable = {{"connections", true},
-                                                          {"ephemeral", true}}) {
+std::string Summary(std::map<std::string, bool> enable = {
+                        {"connections", true}, {"ephemeral", true}, {"cgroups", true}}) {
   auto config = GoldenConfig();
   ScrapeOutcome outcome = Collect(config, std::move(enable));
   EXPECT_TRUE(outcome.all_succeeded);
