@@ -8,11 +8,12 @@
 #                      file system, from the apt sources this machine uses
 #   systemd-container  systemd-nspawn, pinned to the host's systemd version
 #                      (an unpinned install would upgrade the host's systemd)
+#   libcap2-bin        capsh, to name the capabilities in /proc/PID/status
 #   nodejs, npm        only if npm is missing: the Kubernetes schema check
 # Safe to run again: apt-get runs only when something is missing.
 set -euo pipefail
 
-want=(podman runc mmdebstrap)
+want=(podman runc mmdebstrap libcap2-bin)
 host_systemd=$(dpkg-query -W -f='${Version}' systemd 2>/dev/null || true)
 if [[ -n "$host_systemd" ]]; then
   want+=("systemd-container=$host_systemd")
