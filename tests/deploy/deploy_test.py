@@ -516,8 +516,10 @@ def step_podman():
         f.write('[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n'
                 '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\nruntime = "runc"\n'
                 f'tmp_dir = "{pdir}/tmp"\n')
+    # TMPDIR: podman build's and import's temporary copies (else /var/tmp).
+    os.makedirs(f"{pdir}/tmpdir")
     env = dict(os.environ, CONTAINERS_STORAGE_CONF=f"{pdir}/storage.conf",
-               CONTAINERS_CONF=f"{pdir}/containers.conf")
+               CONTAINERS_CONF=f"{pdir}/containers.conf", TMPDIR=f"{pdir}/tmpdir")
     S.state["podman_env"] = env
     S.state["cgroup_parent"] = f"/{S.tag}/podman"
     # What podman writes outside its storage whatever the config: its blob
