@@ -126,7 +126,10 @@ class Stage:
         self.steps = []          # (name, result, seconds)
         self.state = {}          # what steps hand to later ones
         self.step_failed = False
-        self.work = tempfile.mkdtemp(prefix="socket_exporter-deploy.", dir="/var/tmp")
+        # Short: podman's runroot (under it) must be at most 50 characters,
+        # or conmon's cleanup of each exited container fails and every
+        # attached `podman run` waits 20 s for it.
+        self.work = tempfile.mkdtemp(prefix="se-deploy.", dir="/var/tmp")
         os.chmod(self.work, 0o755)
         self.tag = f"socket_exporter-deploy-{os.getpid()}"
         cache = os.environ.get("SOCKET_EXPORTER_DEPLOY_CACHE", "/var/cache/socket_exporter-ci")
@@ -507,6 +510,8 @@ def step_podman():
         raise RuntimeError("podman not installed (tests/deploy/install-deps.sh installs it)")
     pdir = os.path.join(S.work, "podman")
     os.makedirs(pdir)
+    if len(f"{pdir}/run") > 50:
+        raise RuntimeError(f"podman's runroot {pdir}/run is longer than podman's limit of 50 characters")
     with open(os.path.join(pdir, "storage.conf"), "w") as f:
         f.write(f'[storage]\ndriver = "overlay"\ngraphroot = "{pdir}/graph"\nrunroot = "{pdir}/run"\n')
     # runc: crun fails on hybrid cgroup hosts; cgroupfs: no systemd to ask;
