@@ -5,7 +5,9 @@
 #   /etc/default/socket_exporter                 flags for the unit (conffile)
 #   /lib/systemd/system/socket_exporter.service  hardened unit
 #   /usr/share/doc/socket-exporter/              README.md, docs/deploy.md
-# Depends is computed by dpkg-shlibdeps from the binary's shared libraries.
+#   /usr/share/doc/socket-exporter/examples/     drop-ins (deploy/systemd/netns.conf)
+# Depends is computed by dpkg-shlibdeps from the binary's shared libraries,
+# plus procps (/bin/kill, the unit's ExecReload).
 # Included from the top-level CMakeLists.txt; tested by
 # tests/integration/test_deb_package.py.
 
@@ -18,6 +20,10 @@ install(FILES ${PROJECT_SOURCE_DIR}/deploy/systemd/socket_exporter.service
         DESTINATION /lib/systemd/system)
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/docs/deploy.md
         DESTINATION share/doc/socket-exporter OPTIONAL)
+# Drop-ins for the optional collectors that need capabilities, to copy to
+# /etc/systemd/system/socket_exporter.service.d/ (docs/deploy.md).
+install(FILES ${PROJECT_SOURCE_DIR}/deploy/systemd/netns.conf
+        DESTINATION share/doc/socket-exporter/examples)
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME socket-exporter)
@@ -31,6 +37,10 @@ set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+# Besides the shared libraries dpkg-shlibdeps finds: procps for /bin/kill,
+# the unit's ExecReload (found missing when `systemctl reload` failed with
+# 203/EXEC under a real systemd in a minimal Debian, tests/deploy/).
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "procps")
 set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
   ${PROJECT_SOURCE_DIR}/deploy/debian/conffiles

@@ -15,6 +15,11 @@
 #                netlink walk, the scraper's shared collections, netns threads)
 #   fuzz         scripts/fuzz.sh: libFuzzer targets (clang) in build-fuzz/,
 #                20000 runs each (SOCKET_EXPORTER_FUZZ_BUDGET to change)
+#   deploy       tests/deploy/run.sh: the Dockerfile built and its image run
+#                (podman), the .deb's unit under a real systemd (systemd-
+#                nspawn), deploy/kubernetes against the Kubernetes schemas
+#                (npm ci); installs its own packages (tests/deploy/
+#                install-deps.sh); SKIPPED, exit 77, where podman cannot run
 # Arguments are passed to every ctest run, e.g. `./scripts/test.sh -R config`.
 #
 #   SOCKET_EXPORTER_STAGES=unit,integration ./scripts/test.sh    quick
@@ -26,7 +31,7 @@
 # shellcheck disable=SC2317  # the stage_* functions are called through run_stage
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-stages="${SOCKET_EXPORTER_STAGES:-unit,integration,load,asan,tsan,fuzz}"
+stages="${SOCKET_EXPORTER_STAGES:-unit,integration,load,asan,tsan,fuzz,deploy}"
 jobs=$(nproc)
 
 "$root/scripts/install-deps.sh" || exit 1
@@ -34,22 +39,26 @@ jobs=$(nproc)
 selected() { [[ ",$stages," == *",$1,"* ]]; }
 for stage in ${stages//,/ }; do
   case "$stage" in
-    unit | integration | load | asan | tsan | fuzz) ;;
-    *) echo "test.sh: unknown stage '$stage' (unit, integration, load, asan, tsan, fuzz)" >&2; exit 2 ;;
+    unit | integration | load | asan | tsan | fuzz | deploy) ;;
+    *) echo "test.sh: unknown stage '$stage' (unit, integration, load, asan, tsan, fuzz, deploy)" >&2; exit 2 ;;
   esac
 done
 
 summary=()
 failed=0
 # run_stage NAME COMMAND...: runs one stage, records its result and time.
+# Exit 77 is a skip (the stage printed why), neither a pass nor a failure.
 run_stage() {
-  local name=$1 start=$SECONDS
+  local name=$1 start=$SECONDS rc=0
   shift
   echo "==== stage $name"
-  if "$@"; then
-    summary+=("$(printf '%-12s ok     %5d s' "$name" $((SECONDS - start)))")
+  "$@" || rc=$?
+  if ((rc == 0)); then
+    summary+=("$(printf '%-12s ok      %5d s' "$name" $((SECONDS - start)))")
+  elif ((rc == 77)); then
+    summary+=("$(printf '%-12s SKIPPED %5d s' "$name" $((SECONDS - start)))")
   else
-    summary+=("$(printf '%-12s FAILED %5d s' "$name" $((SECONDS - start)))")
+    summary+=("$(printf '%-12s FAILED  %5d s' "$name" $((SECONDS - start)))")
     failed=1
   fi
 }
@@ -102,8 +111,11 @@ stage_tsan() {
     ctest --output-on-failure --timeout 900 -L '^(unit|system)$' -E '^(lint|bench)\.' "$@")
 }
 stage_fuzz() { "$root/scripts/fuzz.sh" "${SOCKET_EXPORTER_FUZZ_BUDGET:-20000}"; }
+# No build tree: the image's build stage compiles, and its .deb is what the
+# booted systemd installs.
+stage_deploy() { "$root/tests/deploy/run.sh"; }
 
-for stage in unit integration load asan tsan fuzz; do
+for stage in unit integration load asan tsan fuzz deploy; do
   selected "$stage" && run_stage "$stage" "stage_$stage" "$@"
 done
 

@@ -9,7 +9,9 @@ build tree that made --exporter (or $SOCKET_EXPORTER_BUILD_DIR), then
   the unit in /lib/systemd/system, the environment file in /etc/default;
 - dpkg -i; the installed binary's --version and --once (collectors succeed,
   promtool check metrics clean), --config.check on the installed config,
-  systemd-analyze verify on the installed unit;
+  systemd-analyze verify on the installed unit; every program the unit runs
+  (ExecStart, ExecReload) shipped by the package, an Essential package or
+  one in Depends;
 - dpkg -r removes the binary and keeps the conffiles, dpkg --purge removes
   them.
 
@@ -181,6 +183,7 @@ expect = {
     "/etc/socket_exporter/config.yml": "-rw-r--r--",
     "/etc/default/socket_exporter": "-rw-r--r--",
     "/lib/systemd/system/socket_exporter.service": "-rw-r--r--",
+    "/usr/share/doc/socket-exporter/examples/netns.conf": "-rw-r--r--",
 }
 for path, mode in expect.items():
     got = listing.get(path)
@@ -222,6 +225,42 @@ if shutil.which("systemd-analyze"):
     r = run(["systemd-analyze", "verify", "/lib/systemd/system/socket_exporter.service"])
     res.check(r.returncode == 0 and not r.stderr.strip(),
               "systemd-analyze verify is clean on the installed unit", r.stdout + r.stderr)
+
+
+
+def owner_of(path):
+    """The package that ships path, under either spelling of merged /usr."""
+    candidates = []
+    for p in (path, os.path.realpath(path)):
+        plain = p[len("/usr"):] if p.startswith("/usr/") else p
+        candidates += [plain, "/usr" + plain]
+    for c in candidates:
+        r = run(["dpkg", "-S", c])
+        if r.returncode == 0:
+            return r.stdout.split(":")[0].strip()
+    return ""
+
+
+# Every program the installed unit runs (ExecStart, ExecReload, ...) comes
+# from this package, an Essential package or one in Depends: a minimal
+# Debian (a container image) has nothing else. ExecReload's /bin/kill is
+# procps', which is not Essential: `systemctl reload` failed with 203/EXEC
+# under a real systemd until procps was in Depends (tests/deploy/).
+with open("/lib/systemd/system/socket_exporter.service") as f:
+    unit_text = re.sub(r"\\\n", " ", f.read())
+programs = set()
+for line in unit_text.splitlines():
+    m = re.match(r"\s*Exec[A-Za-z]*=\s*(\S+)", line)
+    if m:
+        programs.add(m.group(1).lstrip("-@:+!|"))
+res.check("/usr/bin/socket_exporter" in programs and len(programs) >= 2,
+          f"the installed unit runs {sorted(programs)}")
+for prog in sorted(programs):
+    pkg = owner_of(prog)
+    essential = bool(pkg) and run(["dpkg-query", "-W", "-f=${Essential}", pkg]).stdout.strip() == "yes"
+    res.check(pkg == PACKAGE or essential or pkg in depends,
+              f"the unit's {prog} is shipped by {pkg or '?'}: this package, an Essential one or one in "
+              "Depends", f"Depends: {sorted(depends)}")
 
 # ---- remove, purge ------------------------------------------------------------------
 r = run(["dpkg", "-r", PACKAGE])

@@ -16,7 +16,7 @@ run against the real tools where this machine has them:
   allowed by the unit's SystemCallFilter; and the unit's command run as an
   unprivileged user with no_new_privs: every default collector succeeds,
   which is why the unit needs no capabilities; with the capabilities of
-  the netns drop-in the unit documents, the netns collector reaches a
+  the netns drop-in (deploy/systemd/netns.conf), the netns collector reaches a
   namespace held only by a process, and with fewer it does not.
 - Grafana: the dashboard JSON (unique ids, panels on the 24-column grid
   without overlap, every query through the data source variable, the
@@ -436,16 +436,23 @@ if os.geteuid() == 0 and shutil.which("setpriv"):
     scanned = sum(v for n, l, v in parse_exposition(body) if n == "socket_exporter_sockets_scanned")
     res.check(scanned >= 1, "and it sees the host's sockets (at least its own listener)", str(scanned))
 
-    # The netns drop-in documented in the unit: with exactly its capabilities
+    # The netns drop-in (deploy/systemd/netns.conf): with exactly its capabilities
     # (as ambient capabilities of uid 65534, no_new_privs) the netns
     # collector reaches a namespace held only by a process (a container's,
     # with no name under /var/run/netns); without them it fails.
     collectors = set(re.findall(r"--collector\.([a-z_]+)",
                                 subprocess.run([args.exporter, "--help"], capture_output=True,
                                                text=True).stdout))
-    with open(unit_path) as f:
-        m = re.search(r"^#\s+AmbientCapabilities=(.+)$", f.read(), re.M)
-    dropin_caps = [c.lower().removeprefix("cap_") for c in m.group(1).split()] if m else []
+    dropin_path = os.path.join(deploy, "systemd", "netns.conf")
+    res.check(os.path.exists(dropin_path), "the netns drop-in deploy/systemd/netns.conf exists")
+    dropin = {}
+    if os.path.exists(dropin_path):
+        with open(dropin_path) as f:
+            dropin = parse_unit(f.read()).get("Service", {})
+    ambient = " ".join(dropin.get("AmbientCapabilities", [])).split()
+    res.equal(sorted(" ".join(dropin.get("CapabilityBoundingSet", [])).split()), sorted(ambient),
+              "the netns drop-in's bounding set is its ambient set")
+    dropin_caps = [c.lower().removeprefix("cap_") for c in ambient]
     if "netns" in collectors and dropin_caps and shutil.which("unshare"):
         holder = subprocess.Popen(["unshare", "--net", "sleep", "120"])
 
@@ -490,7 +497,7 @@ if os.geteuid() == 0 and shutil.which("setpriv"):
         stop_holder()
     else:
         print("NOT CHECKED the netns drop-in's capabilities: no netns collector in this build, "
-              "no drop-in in the unit, or no unshare")
+              "no capabilities in deploy/systemd/netns.conf, or no unshare")
 else:
     print("NOT CHECKED unprivileged run of the unit's command: needs root and setpriv")
 
