@@ -47,7 +47,12 @@ workdir = tempfile.mkdtemp(prefix="se-e2e-")
 _cleanups.append(lambda: shutil.rmtree(workdir, ignore_errors=True))
 
 # ---- the exporter, and a client connection it will count ----------------
-exp = ExporterProcess(args.exporter)
+# The optional collectors that can run here run too, so that their dashboard
+# panels are checked against data (deploy_common.registered_collectors says
+# which ones cannot, and their panels are then reported as not checked).
+collectors = deploy_common.registered_collectors(args.exporter)
+optional_flags = [f"--collector.{c}" for c in deploy_common.OPTIONAL_COLLECTORS if c in collectors]
+exp = ExporterProcess(args.exporter, *optional_flags)
 target = f"127.0.0.1:{exp.port}"
 # An idle connection to the exporter: an outbound socket from an ephemeral
 # port, so the per-destination ephemeral series exist whatever else runs on
@@ -189,10 +194,42 @@ lint = subprocess.run(["promtool", "check", "metrics"], input=body, capture_outp
 res.check(status == 200 and lint.returncode == 0, "promtool check metrics is clean on /metrics",
           lint.stdout + lint.stderr)
 
+# ---- failures for the events panels to show --------------------------------
+# The events collector counts failures; on a quiet host there are none, and
+# its panels would be empty. Make one of each on loopback, in this namespace.
+if "events" in collectors:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    closed_port = probe.getsockname()[1]
+    probe.close()
+    refused = socket.socket()
+    refused.settimeout(5)
+    try:
+        refused.connect(("127.0.0.1", closed_port))
+    except ConnectionRefusedError:
+        pass
+    refused.close()
+    conflict = socket.socket()
+    try:
+        conflict.bind(("127.0.0.1", exp.port))  # held by the exporter's listener
+    except OSError:
+        pass
+    conflict.close()
+    # A listener whose accept queue is full drops new SYNs, so the client
+    # retransmits its SYN (after 1 s), with no sysctl changed.
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    _cleanups.append(full.close)
+    for _ in range(4):
+        client = socket.socket()
+        client.setblocking(False)
+        client.connect_ex(full.getsockname())
+        _cleanups.append(client.close)
+
 # ---- every dashboard query returns data -----------------------------------
 dashboard = deploy_common.load_dashboard(args.source_dir)
 published = deploy_common.published_metrics(args.exporter)
-collectors = deploy_common.registered_collectors(args.exporter)
 # What Grafana would put in: the job and this instance, intervals fit for a
 # 1 s scrape interval (Grafana's $__rate_interval is at least 4 scrapes).
 values = {"job": job_name, "instance": target, "datasource": "prometheus",

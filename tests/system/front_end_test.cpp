@@ -5,6 +5,8 @@
 // handshake, idle and write timeouts, head size, connection cap with
 // eviction) closes the connection it should and counts the reason; TLS, IPv6
 // and dual-stack; plain HTTP on a TLS port gets a 400; stopping does not hang.
+#include "exporter/http/front_end.h"
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <openssl/err.h>
@@ -28,7 +30,6 @@
 #include <thread>
 #include <vector>
 
-#include "exporter/http/front_end.h"
 #include "tests/unit/test_util.h"
 
 namespace socket_exporter {
