@@ -34,8 +34,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+import types
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "integration"))
+from harness import in_netns  # noqa: E402
 
 NS = "seevb"
 PORT = 18095
@@ -50,28 +54,16 @@ def in_ns(argv):
 
 
 def scrape():
-    out = {}
+    """GET /metrics from inside the namespace (harness.in_netns moves one
+    thread there)."""
+    def fetch():
+        c = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode()
+        c.close()
+        return text
 
-    def run():
-        try:
-            import ctypes
-            libc = ctypes.CDLL(None, use_errno=True)
-            fd = os.open(f"/var/run/netns/{NS}", os.O_RDONLY)
-            libc.setns(fd, 0x40000000)
-            os.close(fd)
-            c = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
-            c.request("GET", "/metrics")
-            out["text"] = c.getresponse().read().decode()
-            c.close()
-        except OSError as e:
-            out["error"] = e
-
-    t = threading.Thread(target=run)
-    t.start()
-    t.join()
-    if "error" in out:
-        raise out["error"]
-    return out["text"]
+    return in_netns(types.SimpleNamespace(name=NS), fetch)
 
 
 def value(text, name, **labels):

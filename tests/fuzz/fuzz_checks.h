@@ -13,6 +13,7 @@
 #include "collectors/classifier.h"
 #include "collectors/sources/socket_record.h"
 #include "config/config.h"
+#include "tests/unit/test_util.h"
 
 namespace socket_exporter::fuzz {
 
@@ -68,12 +69,7 @@ class CollectingSink : public SocketSink {
   std::vector<SocketRecord> records;
 };
 
-inline bool SameRecord(const SocketRecord& a, const SocketRecord& b) {
-  return a.protocol == b.protocol && a.family == b.family && a.state == b.state &&
-         a.local == b.local && a.remote == b.remote && a.local_port == b.local_port &&
-         a.remote_port == b.remote_port && a.rqueue == b.rqueue && a.wqueue == b.wqueue &&
-         a.uid == b.uid && a.inode == b.inode;
-}
+using testing::SameRecord;
 
 inline std::string Describe(const SocketRecord& r) {
   char text[256];
